@@ -1,0 +1,5 @@
+import sys
+
+from kcc.cli import main
+
+sys.exit(main())

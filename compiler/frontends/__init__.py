@@ -1,0 +1,48 @@
+"""Frontends: turn a source model into an IR graph.
+
+``frontend_for(source)`` picks one by what the source is: an in-memory Keras
+model, a ``.keras``/``.h5`` path, a ``(json, h5)`` pair -- and, for the way back,
+``.onnx`` and ``.mlmodel`` files.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from kcc.errors import ModelFileError
+from kcc.ir import Graph
+
+Frontend = Callable[..., Graph]
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def _is_keras_model(obj: Any) -> bool:
+    mod = type(obj).__module__ or ""
+    return (mod.startswith("keras") or mod.startswith("tf_keras")) and hasattr(obj, "get_config")
+
+
+def keras_frontend(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
+    from kcc.frontends.keras import convert_keras
+
+    return convert_keras(source, boundary=boundary, options=options)
+
+
+def frontend_for(source: Any) -> Frontend:
+    if _is_keras_model(source):
+        return keras_frontend
+    if isinstance(source, tuple) and len(source) == 2:
+        return keras_frontend
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix in KERAS_SUFFIXES:
+            return keras_frontend
+        if suffix == ".json":
+            raise ModelFileError(f"{path} holds only an architecture; pass the weights too: "
+                                 f"kcc.compile(({str(path)!r}, 'weights.h5')) or `kcc {path} weights.h5 ...`")
+        raise ModelFileError(f"{path}: unknown model file type {suffix or '(no suffix)'!r}; kcc reads "
+                             f".keras, .h5/.hdf5, or an architecture .json with a weights .h5")
+    raise ModelFileError(f"cannot compile a {type(source).__name__}: pass a keras.Model, a model file path, "
+                         f"or a (json_path, weights_h5_path) pair")

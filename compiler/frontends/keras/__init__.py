@@ -1,0 +1,33 @@
+"""The Keras frontend: load (loader.py) -> KerasModelSpec -> lower (lower.py) -> IR graph."""
+from __future__ import annotations
+
+from typing import Any
+
+from kcc.errors import OptionError
+from kcc.ir import Graph
+
+
+def _shape_overrides(spec, options: dict[str, Any]) -> dict[str, tuple]:
+    """input_name_shape_dict keyed by Keras input names (accepting user input_names too)."""
+    shapes = options.get("input_name_shape_dict") or {}
+    keras_names = [r.layer for r in spec.inputs]
+    alias = dict(zip(options.get("input_names") or [], keras_names))
+    out = {}
+    for name, shape in shapes.items():
+        key = alias.get(name, name)
+        if key not in keras_names:
+            raise OptionError(f"input_name_shape_dict names input {name!r}, but the model's inputs are "
+                              f"{', '.join(options.get('input_names') or keras_names)}")
+        out[key] = tuple(shape)
+    return out
+
+
+def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
+    from kcc.frontends.keras.loader import load_keras_model
+    from kcc.frontends.keras.lower import KerasLowering
+
+    spec = load_keras_model(source, safe_mode=options.get("safe_mode", True),
+                            custom_objects=options.get("custom_objects"))
+    lowering = KerasLowering(spec, boundary=boundary, input_shapes=_shape_overrides(spec, options),
+                             fallback=options.get("keras_fallback"), options=options)
+    return lowering.lower()

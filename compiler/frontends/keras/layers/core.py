@@ -1,0 +1,31 @@
+"""Core layers: InputLayer, Dense, Activation, Flatten."""
+from __future__ import annotations
+
+from kcc.frontends.keras.layers.common import activate
+from kcc.frontends.keras.activations import apply_keras_activation
+from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.ir import Value
+
+
+@keras_layer("Dense")
+def dense(ctx: LayerContext, x: Value) -> Value:
+    """Dense on any rank: contracts Keras's last axis, which is IR axis 1."""
+    w = ctx.const(ctx.weight("kernel"), "kernel")
+    b = ctx.const(ctx.weight("bias"), "bias") if ctx.get("use_bias", True) else None
+    return activate(ctx, ctx.op.dense(x, w, b))
+
+
+@keras_layer("Activation")
+def activation(ctx: LayerContext, x: Value) -> Value:
+    return apply_keras_activation(ctx.op, x, ctx.get("activation"), ctx.name)
+
+
+@keras_layer("Flatten")
+def flatten(ctx: LayerContext, x: Value) -> Value:
+    """Flatten in Keras's (channels-last) element order: transpose back, then flatten.
+
+    The transpose is folded into a following Dense by fold_flatten_transpose.
+    """
+    if x.rank <= 2:
+        return ctx.op.identity(x) if x.rank == 2 else ctx.op.reshape(x, shape=(0, 1))
+    return ctx.op.flatten(ctx.to_keras_layout(x), axis=1)

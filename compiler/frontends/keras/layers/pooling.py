@@ -1,0 +1,24 @@
+"""Pooling layers."""
+from __future__ import annotations
+
+from kcc.frontends.keras.layers.common import as_tuple, check_channels_last, window_padding
+from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.ir import Value
+
+_POOL_OPS = {
+    "MaxPooling1D": "max_pool", "MaxPooling2D": "max_pool", "MaxPooling3D": "max_pool",
+    "AveragePooling1D": "avg_pool", "AveragePooling2D": "avg_pool", "AveragePooling3D": "avg_pool",
+    "MaxPool1D": "max_pool", "MaxPool2D": "max_pool", "MaxPool3D": "max_pool",
+    "AvgPool1D": "avg_pool", "AvgPool2D": "avg_pool", "AvgPool3D": "avg_pool",
+}
+
+
+@keras_layer(*_POOL_OPS)
+def pool(ctx: LayerContext, x: Value) -> Value:
+    check_channels_last(ctx)
+    n = x.rank - 2
+    kernel = as_tuple(ctx.get("pool_size"), n)
+    strides = as_tuple(ctx.get("strides") or kernel, n)
+    pad_attrs = window_padding(ctx, x, kernel, strides, (1,) * n, ctx.get("padding", "valid"))
+    op = _POOL_OPS[ctx.layer.class_name]
+    return getattr(ctx.op, op)(x, kernel=kernel, strides=strides, **pad_attrs)

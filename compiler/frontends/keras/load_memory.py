@@ -1,0 +1,79 @@
+"""In-memory Keras models: the serialized config plus the live layers' variables.
+
+The config goes through the same parser as files (load_config.py), so an in-memory
+model and its saved file give equal specs. Weights come from the live variables,
+named by ``Variable.name``; wrappers and RNNs are walked through the same
+sub-layer table as files (``forward_layer`` -> ``forward/``, ``cell`` -> "").
+Only this module (and loader.py's fallback for custom layers) imports Keras.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .load_config import parse_model
+from .load_weights import Child, weight_slots
+from .spec import KerasModelSpec
+
+
+def spec_from_model(model: Any) -> tuple[KerasModelSpec, dict | None]:
+    """A spec with ``live`` layers and their weights, and the raw compile config."""
+    import keras
+
+    entry = keras.saving.serialize_keras_object(model)
+    spec = parse_model(entry)
+    attach_live(spec, model, with_weights=True)
+    compile_config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
+    return spec, compile_config or None
+
+
+def attach_live(spec: KerasModelSpec, model: Any, *, with_weights: bool) -> None:
+    """Set ``live`` on every layer of ``spec`` found in ``model`` (recursively).
+
+    With ``with_weights`` every layer's weights are read from it; otherwise only
+    layers whose weights the file readers could not name (no table entry) are.
+    """
+    for layer in spec.layers:
+        live = find_layer(model, layer.name)
+        layer.live = live
+        if live is None:
+            continue
+        if layer.model is not None:
+            attach_live(layer.model, live, with_weights=with_weights)
+        elif with_weights or weight_slots(layer.class_name, layer.config) is None:
+            layer.weights = live_weights(live, layer.class_name, layer.config)
+
+
+def find_layer(model: Any, name: str) -> Any:
+    """The layer called ``name``; a Sequential's InputLayer is not in ``model.layers``."""
+    for layer in list(getattr(model, "layers", [])) + list(getattr(model, "_layers", [])):
+        if getattr(layer, "name", None) == name:
+            return layer
+    return None
+
+
+def live_weights(live: Any, class_name: str, config: dict) -> dict[str, np.ndarray]:
+    """Canonical name -> value of a live layer's variables."""
+    slots = weight_slots(class_name, config)
+    children = [s for s in slots or [] if isinstance(s, Child)]
+    if not children:
+        return _named(live.weights)
+    out: dict[str, np.ndarray] = {}
+    for child in children:
+        sub = getattr(live, child.attr)
+        out.update({child.prefix + k: v
+                    for k, v in live_weights(sub, child.class_name, child.config).items()})
+    return out
+
+
+def _named(variables: list) -> dict[str, np.ndarray]:
+    """By ``Variable.name``; by path below the common prefix if names collide."""
+    names = [v.name.split("/")[-1].split(":")[0] for v in variables]  # tf.keras: "dense/kernel:0"
+    if len(set(names)) < len(names):
+        paths = [getattr(v, "path", v.name).split("/") for v in variables]
+        common = 0
+        while all(len(p) > common + 1 and p[common] == paths[0][common] for p in paths):
+            common += 1
+        names = ["/".join(p[common:]) for p in paths]
+    return {name: np.array(v) for name, v in zip(names, variables)}

@@ -1,0 +1,273 @@
+"""``load_keras_model``: every Keras model source -> one KerasModelSpec.
+
+Sources: an in-memory ``keras.Model``; a Keras 3 ``.keras`` archive; a legacy
+``.h5`` full model (Keras 3, tf.keras 2.x, Keras 2.0-2.2); an
+``(architecture.json, weights.h5)`` pair. Files are recognised by their first
+bytes (zip or HDF5 signature), not only by their suffix.
+
+Files whose layers are all Keras built-ins are read with json, zipfile and h5py
+only: TensorFlow and Keras are never imported. Keras is imported only for an
+in-memory model, or when a file holds a ``Lambda`` or a non-built-in class, since
+then only Keras can rebuild the layer. Such files are still parsed here; Keras
+supplies the ``live`` layer objects (and the weights of layers this loader has no
+table for). A Lambda stored as Python bytecode is refused under ``safe_mode``
+before anything is deserialized.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+
+from kcc.errors import KccError, ModelFileError, UnsafeModelError, UnsupportedLayerError
+
+from . import archive_keras3, h5_legacy
+from .load_builtins import BUILTIN_LAYER_CLASSES
+from .load_config import NESTED_LAYER_KEYS, is_model_entry, normalize_training_config, parse_model
+from .load_memory import attach_live, spec_from_model
+from .spec import KerasModelSpec
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+               zipfile.BadZipFile, EOFError, zlib.error)
+JSON_EXPECTED = "an architecture JSON written by model.to_json()"
+WEIGHTS_EXPECTED = ("a weights file written by model.save_weights() (Keras 3 '.weights.h5' "
+                    "or Keras 2 '.h5')")
+
+
+def load_keras_model(source: Any, *, safe_mode: bool = True,
+                     custom_objects: dict | None = None) -> KerasModelSpec:
+    """Load a Keras model from memory or a file into a normalized KerasModelSpec.
+
+    ``source`` is a ``keras.Model``, a path to a ``.keras`` or ``.h5`` model file, or
+    a ``(json_path, weights_path)`` pair. ``safe_mode`` refuses Lambda layers
+    stored as bytecode; ``custom_objects`` is passed to Keras when a file holds
+    custom layers.
+    """
+    if _is_keras_model(source):
+        import keras
+
+        spec, compile_config = spec_from_model(source)
+        return _finish(spec, "memory", keras.__version__, compile_config)
+    if isinstance(source, (tuple, list)):
+        if len(source) != 2:
+            raise ModelFileError(f"expected a (model.json, weights.h5) pair, got {len(source)} items")
+        return _load_json_and_weights(Path(source[0]), Path(source[1]), safe_mode, custom_objects)
+    if isinstance(source, (str, os.PathLike)):
+        return _load_model_file(Path(source), safe_mode, custom_objects)
+    raise ModelFileError(f"cannot load a Keras model from a {type(source).__name__}: pass a "
+                         "keras.Model, a .keras/.h5 path or a (model.json, weights.h5) pair")
+
+
+def _is_keras_model(source: Any) -> bool:
+    return not isinstance(source, (str, bytes, os.PathLike, tuple, list)) \
+        and hasattr(source, "get_config") and hasattr(source, "layers")
+
+
+def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -> KerasModelSpec:
+    kind = _sniff(path)
+    if kind == "zip":
+        with _read_errors(path, archive_keras3.ARCHIVE_EXPECTED):
+            entry, weights, version = archive_keras3.read_archive(path)
+            spec = _parse_checked(entry, path, safe_mode)
+            with archive_keras3.open_weights(weights) as f:
+                archive_keras3.fill_weights(spec, f, _is_sequential(entry), str(path))
+        spec = _finish(spec, "keras", version, entry.get("compile_config"))
+    else:
+        with _read_errors(path, h5_legacy.H5_EXPECTED), h5py.File(path, "r") as f:
+            entry, training, version = h5_legacy.read_h5_model(f, str(path))
+            spec = _parse_checked(entry, path, safe_mode)
+            h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), str(path))
+        spec = _finish(spec, "h5", version, training)
+    if _needs_keras(entry):
+        _attach_keras_model(spec, entry, path, lambda keras: keras.saving.load_model(
+            path, safe_mode=False, custom_objects=custom_objects, compile=False),
+            lambda tf_keras: tf_keras.models.load_model(
+                path, custom_objects=custom_objects, compile=False))
+    return spec
+
+
+def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
+                           custom_objects: dict | None) -> KerasModelSpec:
+    with _read_errors(json_path, JSON_EXPECTED):
+        entry = json.loads(json_path.read_text(encoding="utf-8"))
+        if not isinstance(entry, dict) or "class_name" not in entry:
+            raise ModelFileError(f"{json_path}: expected {JSON_EXPECTED}, found no model class_name")
+        spec = _parse_checked(entry, json_path, safe_mode)
+    if _sniff(weights_path) != "hdf5":
+        raise ModelFileError(f"{weights_path}: expected {WEIGHTS_EXPECTED}, found a zip archive")
+    with _read_errors(weights_path, WEIGHTS_EXPECTED), h5py.File(weights_path, "r") as f:
+        where = str(weights_path)
+        if archive_keras3.is_keras3_layout(f):
+            archive_keras3.fill_weights(spec, f, _is_sequential(entry), where)
+        else:
+            h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), where)
+        version = entry.get("keras_version") or h5_legacy.keras_version_of(f)
+    spec = _finish(spec, "json+h5", version, entry.get("compile_config"))
+    if _needs_keras(entry):
+        text = json.dumps(entry)
+
+        def with_keras(keras: Any) -> Any:
+            model = keras.saving.deserialize_keras_object(
+                entry, custom_objects=custom_objects, safe_mode=False)
+            model.load_weights(weights_path)
+            return model
+
+        def with_tf_keras(tf_keras: Any) -> Any:
+            model = tf_keras.models.model_from_json(text, custom_objects=custom_objects)
+            model.load_weights(weights_path)
+            return model
+
+        _attach_keras_model(spec, entry, json_path, with_keras, with_tf_keras)
+    return spec
+
+
+def _finish(spec: KerasModelSpec, source: str, version: str | None,
+            training: dict | None) -> KerasModelSpec:
+    spec.source = source
+    spec.keras_version = version
+    spec.training_config = normalize_training_config(training)
+    return spec
+
+
+def _sniff(path: Path) -> str:
+    """``"zip"`` or ``"hdf5"`` from the file's first bytes; a ModelFileError otherwise."""
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory (a TensorFlow SavedModel?); expected a "
+                             ".keras or .h5 file: re-save the model with model.save('model.keras')")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot open: {e}") from None
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    if head == HDF5_MAGIC:
+        return "hdf5"
+    if path.suffix.lower() == ".json":
+        raise ModelFileError(
+            f"{path}: an architecture JSON holds no weights; pass it together with its "
+            "weights file as a pair: load_keras_model(('model.json', 'model.weights.h5'))")
+    raise ModelFileError(
+        f"{path}: not a Keras model file: expected {archive_keras3.ARCHIVE_EXPECTED} or "
+        f"{h5_legacy.H5_EXPECTED}, but the file starts with neither the zip nor the HDF5 "
+        f"signature{' (it is empty)' if not head else ''}")
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path, expected: str) -> Iterator[None]:
+    """Turn h5py/zipfile/json failures into one ModelFileError naming the file."""
+    try:
+        yield
+    except KccError:
+        raise
+    except READ_ERRORS as e:
+        raise ModelFileError(f"{path}: cannot read it as {expected} "
+                             f"(corrupt or truncated?): {type(e).__name__}: {e}") from e
+
+
+def _is_sequential(entry: dict) -> bool:
+    return entry.get("class_name") == "Sequential" or isinstance(entry.get("config"), list)
+
+
+def _parse_checked(entry: dict, path: Path, safe_mode: bool) -> KerasModelSpec:
+    """Refuse bytecode Lambdas under safe_mode, then parse the config."""
+    if safe_mode:
+        for layer in _layer_entries(entry):
+            if layer.get("class_name") == "Lambda" and _has_bytecode(layer.get("config") or {}):
+                name = layer.get("name") or (layer.get("config") or {}).get("name")
+                raise UnsafeModelError(
+                    f"{path}: Lambda layer {name!r} stores its function as Python bytecode, "
+                    "and loading it would run code from the file. If you trust the file, "
+                    "pass safe_mode=False (API) or --unsafe (CLI).")
+    if not is_model_entry(entry):
+        raise ModelFileError(f"{path}: the config describes a {entry.get('class_name')!r}, "
+                             "not a Sequential or functional model")
+    return parse_model(entry)
+
+
+def _layer_entries(entry: dict) -> Iterator[dict]:
+    """Every serialized layer in a model config: model layers, wrapped layers, cells."""
+    config = entry.get("config")
+    children: list = []
+    if isinstance(config, list):
+        children = config
+    elif isinstance(config, dict):
+        children = list(config.get("layers") or [])
+        for key in NESTED_LAYER_KEYS:
+            if isinstance(config.get(key), dict):
+                children.append(config[key])
+        if isinstance(config.get("cells"), list):
+            children += config["cells"]
+    for child in children:
+        if isinstance(child, dict) and "class_name" in child:
+            yield child
+            yield from _layer_entries(child)
+
+
+def _has_bytecode(config: dict) -> bool:
+    """Keras 3 ``{"class_name": "__lambda__"}``; Keras 2 ``function_type == "lambda"``."""
+    for key in ("function", "output_shape"):
+        value = config.get(key)
+        if isinstance(value, dict) and value.get("class_name") == "__lambda__":
+            return True
+    return config.get("function_type") == "lambda" or config.get("output_shape_type") == "lambda"
+
+
+def _custom_layers(entry: dict) -> list[tuple[str, str]]:
+    """(name, class) of every layer that is not a Keras built-in (Lambda aside)."""
+    out = []
+    for layer in _layer_entries(entry):
+        cls, module, registered = (layer.get("class_name"), layer.get("module"),
+                                   layer.get("registered_name"))
+        if cls == "Lambda":
+            continue
+        foreign = module is not None and not str(module).startswith("keras")
+        renamed = registered not in (None, cls) and not str(registered).startswith("keras")
+        if cls not in BUILTIN_LAYER_CLASSES or foreign or renamed:
+            out.append((layer.get("name") or (layer.get("config") or {}).get("name", "?"), cls))
+    return out
+
+
+def _needs_keras(entry: dict) -> bool:
+    return bool(_custom_layers(entry)) or any(
+        layer.get("class_name") == "Lambda" for layer in _layer_entries(entry))
+
+
+def _attach_keras_model(spec: KerasModelSpec, entry: dict, path: Path,
+                        with_keras: Callable[[Any], Any],
+                        with_tf_keras: Callable[[Any], Any]) -> None:
+    """Let Keras (or tf_keras, for Keras 2 files) rebuild the model; attach its layers."""
+    errors = []
+    loaders: list[tuple[str, Callable[[Any], Any]]] = [("keras", with_keras)]
+    if str(spec.keras_version or "").startswith("2."):
+        loaders.append(("tf_keras", with_tf_keras))
+    for module_name, load in loaders:
+        try:
+            module = __import__(module_name)
+            model = load(module)
+        except Exception as e:  # Keras raises many types; all mean "could not rebuild"
+            errors.append(f"{module_name}: {type(e).__name__}: {e}")
+            continue
+        attach_live(spec, model, with_weights=False)
+        return
+    reason = "; ".join(errors)
+    custom = _custom_layers(entry)
+    if custom:
+        name, cls = custom[0]
+        raise UnsupportedLayerError(
+            f"{path}: layer {name!r} has class {cls!r}, which is not a Keras built-in, and "
+            f"Keras could not rebuild it ({reason}). Pass custom_objects={{{cls!r}: TheClass}} "
+            "so Keras can deserialize it, register a custom conversion function for the class, "
+            "or convert it to a Core ML custom layer with add_custom_layers=True.")
+    raise ModelFileError(f"{path}: Keras could not rebuild the model's Lambda layers: {reason}")

@@ -1,0 +1,121 @@
+"""The Keras frontend's table: Keras class name -> handler that lowers one layer call.
+
+    @keras_layer("Dense")
+    def dense(ctx: LayerContext, x: Value) -> Value:
+        ...
+
+A handler receives the call's tensor inputs as IR values (one positional argument
+per input; merge layers get a list) and returns the output value(s). Everything
+about the layer (config, weights, a builder that records the layer as origin,
+layout helpers) is on ``ctx``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from kcc.builder import GraphBuilder
+from kcc.errors import ConversionError
+from kcc.frontends.keras.spec import KerasLayer, LayerCall
+from kcc.ir import Graph, Value
+
+Handler = Callable[..., Any]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def keras_layer(*class_names: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        for name in class_names:
+            if name in _HANDLERS:
+                raise AssertionError(f"Keras class {name} has two handlers")
+            _HANDLERS[name] = fn
+        return fn
+    return deco
+
+
+def handler_for(class_name: str) -> Handler | None:
+    _load_all()
+    return _HANDLERS.get(class_name)
+
+
+def supported_classes() -> list[str]:
+    _load_all()
+    return sorted(_HANDLERS)
+
+
+def _load_all() -> None:
+    import kcc.frontends.keras.layers  # noqa: F401  (registers every handler)
+
+
+# ----------------------------------------------------------------- layout
+def ir_axis(keras_axis: int, rank: int) -> int:
+    """Where Keras axis ``keras_axis`` of a rank-``rank`` tensor lives in the IR layout."""
+    k = keras_axis % rank
+    if rank < 3 or k == 0:
+        return k
+    return 1 if k == rank - 1 else k + 1
+
+
+def to_ir_perm(rank: int) -> tuple[int, ...]:
+    """transpose(keras_tensor, perm) gives the IR layout."""
+    return tuple(range(rank)) if rank < 3 else (0, rank - 1) + tuple(range(1, rank - 1))
+
+
+def to_keras_perm(rank: int) -> tuple[int, ...]:
+    """transpose(ir_tensor, perm) gives the Keras layout."""
+    return tuple(range(rank)) if rank < 3 else (0,) + tuple(range(2, rank)) + (1,)
+
+
+def keras_shape(v: Value) -> tuple:
+    """The Keras-layout shape of an IR value."""
+    return tuple(v.shape[p] for p in to_keras_perm(v.rank))
+
+
+class LayerContext:
+    """What a handler may use while lowering one call of one layer."""
+
+    def __init__(self, graph: Graph, layer: KerasLayer, call: LayerCall, call_index: int, origin: str,
+                 options: dict[str, Any]):
+        self.graph = graph
+        self.layer = layer
+        self.call = call
+        self.call_index = call_index
+        self.config = layer.config
+        self.origin = origin
+        self.options = options
+        self.op = GraphBuilder(graph, origin=origin, name=layer.name)
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.config.get(key, default)
+
+    def weight(self, key: str) -> np.ndarray:
+        try:
+            return self.layer.weights[key]
+        except KeyError:
+            raise ConversionError(
+                f"layer {self.layer.name!r} ({self.layer.class_name}) has no weight {key!r}; "
+                f"it has {sorted(self.layer.weights)}. Was the file saved with its weights?") from None
+
+    def has_weight(self, key: str) -> bool:
+        return key in self.layer.weights
+
+    def const(self, array: np.ndarray, suffix: str) -> Value:
+        return self.op.const(np.ascontiguousarray(array), name=f"{self.layer.name}_{suffix}")
+
+    def fail(self, message: str) -> ConversionError:
+        return ConversionError(f"layer {self.layer.name!r} ({self.layer.class_name}): {message}")
+
+    # layout helpers
+    def to_keras_layout(self, v: Value) -> Value:
+        return v if v.rank < 3 else self.op.transpose(v, perm=to_keras_perm(v.rank))
+
+    def from_keras_layout(self, v: Value) -> Value:
+        return v if v.rank < 3 else self.op.transpose(v, perm=to_ir_perm(v.rank))
+
+    def axis(self, keras_axis: int, rank: int) -> int:
+        return ir_axis(keras_axis, rank)

@@ -1,0 +1,479 @@
+"""kcc's intermediate representation: a dataflow graph of typed values and op nodes.
+
+The graph is a networkx ``MultiDiGraph`` kept private to this module. It is
+bipartite: ``Value`` objects and ``Node`` objects are the vertices, an edge
+``value -> node`` (keyed by the input slot) is a use and an edge ``node -> value``
+is a definition. Everybody outside ``kcc.ir`` works through ``Graph``'s methods and
+the typed ``Node``/``Value`` objects; nobody reads networkx attributes.
+
+Layout (the one decision, made here and nowhere else -- see docs/design.md):
+every tensor with a channel axis is **channels-first**. A Keras tensor of rank
+r >= 3 (batch, d1, ..., d(r-2), channels) is held in the IR as
+(batch, channels, d1, ..., d(r-2)); rank <= 2 tensors are unchanged. Ops are
+defined on that layout (conv is NCHW, ``dense`` and ``softmax`` work on axis 1,
+...). The Keras frontend applies the axis mapping once, at import; the model
+boundary keeps the Keras (channels-last) layout only when the user asks for it,
+through explicit ``transpose`` nodes at the inputs and outputs.
+
+Shapes are tuples of dims; a dim is an ``int`` or a ``str`` symbol (``"N"`` for
+the batch dim, ``"?"`` for a dim derived from symbols). Constants are numpy
+arrays owned by the graph (``Value.const``), never Python lists.
+
+Order is deterministic: ``Graph.nodes()`` is the lexicographic topological sort
+keyed by creation order, so printing or emitting the same graph twice gives the
+same text.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
+
+import networkx as nx
+import numpy as np
+
+from kcc.errors import IRError
+
+Dim = int | str
+Shape = tuple[Dim, ...]
+
+# IR dtype names and their numpy equivalents.
+DTYPES: dict[str, np.dtype] = {
+    "f16": np.dtype(np.float16),
+    "f32": np.dtype(np.float32),
+    "f64": np.dtype(np.float64),
+    "i8": np.dtype(np.int8),
+    "i32": np.dtype(np.int32),
+    "i64": np.dtype(np.int64),
+    "u8": np.dtype(np.uint8),
+    "bool": np.dtype(np.bool_),
+}
+_NP_TO_IR = {v: k for k, v in DTYPES.items()}
+
+
+def dtype_of(array: np.ndarray) -> str:
+    try:
+        return _NP_TO_IR[np.dtype(array.dtype)]
+    except KeyError:
+        raise IRError(f"numpy dtype {array.dtype} has no IR equivalent") from None
+
+
+def is_static(shape: Shape) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """The static type of a value: a shape (ints and symbols) and a dtype name."""
+
+    shape: Shape
+    dtype: str = "f32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise IRError(f"unknown dtype {self.dtype!r}")
+        for d in self.shape:
+            if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d >= 0)):
+                raise IRError(f"bad dim {d!r} in shape {self.shape}")
+        object.__setattr__(self, "shape", tuple(d if isinstance(d, str) else int(d) for d in self.shape))
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+
+_seq = itertools.count()
+
+
+class Value:
+    """A tensor in the graph: a graph input, a constant, or a node's output."""
+
+    __slots__ = ("name", "type", "const", "_seq")
+
+    def __init__(self, name: str, type: TensorType, const: np.ndarray | None = None):
+        self.name = name
+        self.type = type
+        self.const = const
+        self._seq = next(_seq)
+
+    @property
+    def shape(self) -> Shape:
+        return self.type.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def rank(self) -> int:
+        return self.type.rank
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {self.type}"
+
+
+class Node:
+    """One op application. ``inputs`` may hold ``None`` for omitted optional inputs."""
+
+    __slots__ = ("name", "op", "attrs", "inputs", "outputs", "origin", "_seq")
+
+    def __init__(self, name: str, op: str, attrs: dict[str, Any], inputs: list[Value | None],
+                 outputs: list[Value], origin: str | None):
+        self.name = name
+        self.op = op
+        self.attrs = attrs
+        self.inputs = inputs
+        self.outputs = outputs
+        # Where the node came from (a Keras layer name, an ONNX node name, ...):
+        # error messages name it.
+        self.origin = origin
+        self._seq = next(_seq)
+
+    @property
+    def output(self) -> Value:
+        if len(self.outputs) != 1:
+            raise IRError(f"node {self.name} ({self.op}) has {len(self.outputs)} outputs")
+        return self.outputs[0]
+
+    def __repr__(self) -> str:
+        return f"Node({self.name}: {self.op})"
+
+
+class Graph:
+    """A model: inputs, constants, nodes and outputs, kept consistent by its methods."""
+
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self._g = nx.MultiDiGraph()
+        self._values: dict[str, Value] = {}
+        self._nodes: dict[str, Node] = {}
+        self._inputs: list[Value] = []
+        self._outputs: list[Value] = []
+        # Graph outputs have names of their own (the model's output names), so a
+        # pass may replace the value behind an output without renaming anything.
+        self._output_names: list[str] = []
+        self._order: list[Node] | None = None
+        self._names: dict[str, itertools.count] = {}
+        # Free-form facts a frontend records for backends (e.g. the Keras layout
+        # of each boundary value); copied with the graph.
+        self.meta: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- naming
+    def fresh_name(self, hint: str, *, node: bool = False) -> str:
+        """A value name (or with ``node=True`` a node name) not yet used, derived from ``hint``.
+
+        Values and nodes have separate namespaces: a node and its output usually
+        share a name.
+        """
+        hint = hint or "t"
+        taken = self._nodes if node else self._values
+        if hint not in taken:
+            return hint
+        counter = self._names.setdefault(("n:" if node else "v:") + hint, itertools.count(1))
+        while True:
+            name = f"{hint}_{next(counter)}"
+            if name not in taken:
+                return name
+
+    # ---------------------------------------------------------- construction
+    def add_input(self, name: str, type: TensorType) -> Value:
+        if name in self._values:
+            raise IRError(f"value name {name!r} is taken")
+        v = Value(name, type)
+        self._add_value(v)
+        self._inputs.append(v)
+        return v
+
+    def add_const(self, array: np.ndarray, name: str = "c") -> Value:
+        array = np.asarray(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        v = Value(self.fresh_name(name), TensorType(array.shape, dtype_of(array)), array)
+        self._add_value(v)
+        return v
+
+    def add_node(self, op: str, inputs: Sequence[Value | None], attrs: dict[str, Any] | None = None,
+                 *, name: str | None = None, output_names: Sequence[str] | None = None,
+                 origin: str | None = None) -> Node:
+        """Add a node; its output types come from the op's shape function."""
+        from kcc.ops.registry import get_op
+
+        opdef = get_op(op)
+        attrs = opdef.normalize_attrs(attrs or {}, where=name or op)
+        inputs = list(inputs)
+        if not opdef.variadic and len(inputs) < len(opdef.inputs):
+            # Omitted optional inputs are explicit Nones: every node of an op has
+            # the same number of slots, so patterns and emitters can index them.
+            inputs += [None] * (len(opdef.inputs) - len(inputs))
+        for v in inputs:
+            if v is not None and self._values.get(v.name) is not v:
+                raise IRError(f"input {v.name!r} of new {op} node is not in graph {self.name!r}")
+        types = opdef.infer_types(attrs, [None if v is None else v.type for v in inputs], where=name or op)
+        node_name = self.fresh_name(name or op, node=True)
+        if output_names is None:
+            output_names = [node_name] if len(types) == 1 else [f"{node_name}:{i}" for i in range(len(types))]
+        if len(output_names) != len(types):
+            raise IRError(f"{op} produces {len(types)} outputs, {len(output_names)} names given")
+        outputs = [Value(self.fresh_name(n), t) for n, t in zip(output_names, types)]
+        node = Node(node_name, op, attrs, inputs, outputs, origin)
+        self._nodes[node_name] = node
+        self._g.add_node(node)
+        for i, v in enumerate(inputs):
+            if v is not None:
+                self._g.add_edge(v, node, key=i)
+        for i, v in enumerate(outputs):
+            self._add_value(v)
+            self._g.add_edge(node, v, key=i)
+        self._order = None
+        return node
+
+    def _add_value(self, v: Value) -> None:
+        if v.name in self._values:
+            raise IRError(f"value name {v.name!r} is taken")
+        self._values[v.name] = v
+        self._g.add_node(v)
+        self._order = None
+
+    def set_outputs(self, outputs: Iterable[Value], names: Iterable[str] | None = None) -> None:
+        outputs = list(outputs)
+        names = [v.name for v in outputs] if names is None else list(names)
+        if len(names) != len(outputs) or len(set(names)) != len(names):
+            raise IRError(f"output names {names} must be unique, one per output")
+        for v in outputs:
+            if self._values.get(v.name) is not v:
+                raise IRError(f"output {v.name!r} is not in the graph")
+        self._outputs = outputs
+        self._output_names = names
+
+    # -------------------------------------------------------------- queries
+    @property
+    def inputs(self) -> list[Value]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[Value]:
+        return list(self._outputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    def set_output_names(self, names: Iterable[str]) -> None:
+        self.set_outputs(self._outputs, names)
+
+    def value(self, name: str) -> Value:
+        return self._values[name]
+
+    def node(self, name: str) -> Node:
+        return self._nodes[name]
+
+    def has_value(self, name: str) -> bool:
+        return name in self._values
+
+    def values(self) -> list[Value]:
+        return sorted(self._values.values(), key=lambda v: v._seq)
+
+    def constants(self) -> list[Value]:
+        return [v for v in self.values() if v.is_const]
+
+    def nodes(self) -> list[Node]:
+        """All nodes in deterministic topological order (creation order breaks ties)."""
+        if self._order is None:
+            try:
+                order = nx.lexicographical_topological_sort(self._g, key=lambda o: o._seq)
+                self._order = [o for o in order if isinstance(o, Node)]
+            except nx.NetworkXUnfeasible:
+                raise IRError(f"graph {self.name!r} has a cycle") from None
+        return list(self._order)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def op_types(self) -> list[str]:
+        return [n.op for n in self.nodes()]
+
+    def producer(self, v: Value) -> Node | None:
+        preds = list(self._g.predecessors(v))
+        return preds[0] if preds else None
+
+    def uses(self, v: Value) -> list[tuple[Node, int]]:
+        """(node, input slot) pairs reading ``v``, in node order."""
+        out = [(n, k) for _, n, k in self._g.out_edges(v, keys=True)]
+        return sorted(out, key=lambda nk: (nk[0]._seq, nk[1]))
+
+    def users(self, v: Value) -> list[Node]:
+        seen: dict[str, Node] = {}
+        for n, _ in self.uses(v):
+            seen.setdefault(n.name, n)
+        return list(seen.values())
+
+    def is_output(self, v: Value) -> bool:
+        return any(o is v for o in self._outputs)
+
+    def single_user(self, v: Value) -> Node | None:
+        """The one node reading ``v`` when ``v`` has exactly one user and is no graph output."""
+        users = self.users(v)
+        return users[0] if len(users) == 1 and not self.is_output(v) else None
+
+    # ------------------------------------------------------------- mutation
+    def set_input(self, node: Node, slot: int, v: Value | None) -> None:
+        old = node.inputs[slot]
+        if old is not None:
+            self._g.remove_edge(old, node, key=slot)
+        node.inputs[slot] = v
+        if v is not None:
+            if self._values.get(v.name) is not v:
+                raise IRError(f"{v.name!r} is not in the graph")
+            self._g.add_edge(v, node, key=slot)
+        self._order = None
+
+    def replace_all_uses(self, old: Value, new: Value) -> None:
+        """Make every reader of ``old`` (and the graph outputs) read ``new``."""
+        if old is new:
+            return
+        for node, slot in self.uses(old):
+            self.set_input(node, slot, new)
+        self._outputs = [new if o is old else o for o in self._outputs]
+
+    def remove_node(self, node: Node) -> None:
+        """Remove a node whose outputs are no longer read."""
+        for v in node.outputs:
+            if self.uses(v) or self.is_output(v):
+                raise IRError(f"cannot remove {node.name}: {v.name} is still used")
+        for v in node.outputs:
+            self._g.remove_node(v)
+            del self._values[v.name]
+        self._g.remove_node(node)
+        del self._nodes[node.name]
+        self._order = None
+
+    def remove_value(self, v: Value) -> None:
+        """Remove an unused constant or graph input."""
+        if self.uses(v) or self.is_output(v) or self.producer(v) is not None:
+            raise IRError(f"cannot remove {v.name}: still used or produced")
+        self._g.remove_node(v)
+        del self._values[v.name]
+        self._inputs = [i for i in self._inputs if i is not v]
+        self._order = None
+
+    def set_attr(self, node: Node, key: str, value: Any) -> None:
+        """Change an attribute; re-checks it against the op's declaration."""
+        from kcc.ops.registry import get_op
+
+        attrs = dict(node.attrs)
+        attrs[key] = value
+        node.attrs = get_op(node.op).normalize_attrs(attrs, where=node.name)
+
+    def retype(self, v: Value, type: TensorType) -> None:
+        """Change a value's type (for a pass that rewrites a producer's meaning)."""
+        v.type = type
+
+    def rename_value(self, v: Value, name: str) -> None:
+        if name == v.name:
+            return
+        if name in self._values:
+            raise IRError(f"value name {name!r} is taken")
+        del self._values[v.name]
+        v.name = name
+        self._values[name] = v
+
+    # ---------------------------------------------------------- whole graph
+    def copy(self) -> "Graph":
+        """A deep copy (constants are shared: they are never mutated in place)."""
+        g = Graph(self.name)
+        g.meta = dict(self.meta)
+        vmap: dict[int, Value] = {}
+
+        def clone(v: Value) -> Value:
+            if id(v) not in vmap:
+                c = Value(v.name, v.type, v.const)
+                c._seq = v._seq
+                vmap[id(v)] = c
+                g._add_value(c)
+            return vmap[id(v)]
+
+        for v in self._inputs:
+            g._inputs.append(clone(v))
+        for v in self.values():
+            if v.is_const:
+                clone(v)
+        for n in self.nodes():
+            ins = [None if v is None else clone(v) for v in n.inputs]
+            outs = []
+            for v in n.outputs:
+                c = Value(v.name, v.type, v.const)
+                c._seq = v._seq
+                vmap[id(v)] = c
+                outs.append(c)
+            m = Node(n.name, n.op, dict(n.attrs), ins, outs, n.origin)
+            m._seq = n._seq
+            g._nodes[m.name] = m
+            g._g.add_node(m)
+            for i, v in enumerate(ins):
+                if v is not None:
+                    g._g.add_edge(v, m, key=i)
+            for i, v in enumerate(outs):
+                g._add_value(v)
+                g._g.add_edge(m, v, key=i)
+        g._outputs = [vmap[id(v)] for v in self._outputs]
+        g._output_names = list(self._output_names)
+        return g
+
+    def validate(self) -> None:
+        """Check the invariants; raise IRError naming the first broken one.
+
+        Topological order (no cycle), no dangling use (every input is in the graph
+        and is produced, a constant or a graph input), unique names, one producer
+        per value, outputs present, attributes typed per the op's declaration, and
+        every node's output types equal to what its op's shape function gives.
+        """
+        from kcc.ops.registry import get_op
+
+        order = self.nodes()
+        seen_names: set[str] = set()
+        for v in self._values.values():
+            if v.name in seen_names:
+                raise IRError(f"duplicate value name {v.name!r}")
+            seen_names.add(v.name)
+            preds = list(self._g.predecessors(v))
+            if len(preds) > 1:
+                raise IRError(f"value {v.name} has {len(preds)} producers")
+            if not preds and not v.is_const and v not in self._inputs:
+                raise IRError(f"value {v.name} has no producer and is neither input nor constant")
+            if v.is_const and (tuple(v.const.shape) != v.shape or dtype_of(v.const) != v.dtype):
+                raise IRError(f"constant {v.name} holds {v.const.dtype}{list(v.const.shape)} but is typed {v.type}")
+        node_names: set[str] = set()
+        for n in order:
+            if n.name in node_names:
+                raise IRError(f"duplicate node name {n.name!r}")
+            node_names.add(n.name)
+            opdef = get_op(n.op)
+            opdef.normalize_attrs(n.attrs, where=n.name)
+            for i, v in enumerate(n.inputs):
+                if v is not None and self._values.get(v.name) is not v:
+                    raise IRError(f"{n.name} input {i} ({v.name}) is not in the graph")
+            expected = opdef.infer_types(n.attrs, [None if v is None else v.type for v in n.inputs], where=n.name)
+            actual = [v.type for v in n.outputs]
+            if expected != actual:
+                raise IRError(
+                    f"{n.name} ({n.op}) outputs are typed {[str(t) for t in actual]} but its shape "
+                    f"function gives {[str(t) for t in expected]}")
+        for v in self._outputs:
+            if self._values.get(v.name) is not v:
+                raise IRError(f"graph output {v.name} is not in the graph")
+        if not self._outputs:
+            raise IRError("graph has no outputs")
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """A copy of the underlying graph, for drawing (never for mutation)."""
+        return self._g.copy()

@@ -1,0 +1,8 @@
+"""Every IR op. Importing this package registers them all (see registry.py).
+
+One module per family; a new family is a new module imported here.
+"""
+from kcc.ops import activation, elementwise, nn, reduce, tensor  # noqa: F401
+from kcc.ops.registry import Attr, OpDef, all_ops, get_op, register_op
+
+__all__ = ["Attr", "OpDef", "all_ops", "get_op", "register_op"]

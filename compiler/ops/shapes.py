@@ -1,0 +1,110 @@
+"""Shape arithmetic shared by op declarations, with symbolic dims.
+
+A dim is an int or a symbol (str). Arithmetic on a symbol gives ``"?"`` unless
+the result is forced (multiplying by 1, ...); equal symbols are the same dim.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from kcc.errors import IRError
+from kcc.ir import Dim, Shape
+
+UNKNOWN = "?"
+
+
+def prod(dims: Sequence[Dim]) -> Dim:
+    out: Dim = 1
+    for d in dims:
+        if isinstance(out, int) and isinstance(d, int):
+            out *= d
+        elif d == 1:
+            continue
+        elif out == 1:
+            out = d
+        else:
+            out = UNKNOWN
+    return out
+
+
+def norm_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise IRError(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def norm_axes(axes: Sequence[int], rank: int) -> tuple[int, ...]:
+    out = tuple(sorted(norm_axis(a, rank) for a in axes))
+    if len(set(out)) != len(out):
+        raise IRError(f"repeated axis in {tuple(axes)}")
+    return out
+
+
+def broadcast(*shapes: Shape) -> Shape:
+    """numpy broadcasting of shapes with symbolic dims."""
+    rank = max(len(s) for s in shapes)
+    out: list[Dim] = []
+    for i in range(rank):
+        dims = [s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0]
+        non1 = [d for d in dims if d != 1]
+        if not non1:
+            out.append(1)
+            continue
+        ints = {d for d in non1 if isinstance(d, int)}
+        if len(ints) > 1:
+            raise IRError(f"shapes {list(shapes)} do not broadcast")
+        if ints:
+            out.append(ints.pop())
+        else:
+            syms = set(non1)
+            out.append(non1[0] if len(syms) == 1 else UNKNOWN)
+    return tuple(out)
+
+
+def conv_out(size: Dim, kernel: int, stride: int, dilation: int, pad_total: int, same: bool) -> Dim:
+    """Output length of a sliding window along one axis."""
+    if not isinstance(size, int):
+        return UNKNOWN
+    if same:
+        return -(-size // stride)
+    eff = (kernel - 1) * dilation + 1
+    out = (size + pad_total - eff) // stride + 1
+    if out < 1:
+        raise IRError(f"window {eff} (kernel {kernel}, dilation {dilation}) is larger than the padded input {size + pad_total}")
+    return out
+
+
+def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(begin, end) padding of Keras/TensorFlow 'same' (the extra pixel goes at the end)."""
+    eff = (kernel - 1) * dilation + 1
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def window_pads(in_shape: Shape, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+                pads: Sequence[int], auto_pad: str) -> list[tuple[int, int]]:
+    """Per spatial axis (begin, end) padding, resolving auto_pad='same' on a concrete shape."""
+    n = len(kernel)
+    if auto_pad == "same":
+        return [same_pads(int(in_shape[2 + i]), kernel[i], strides[i], dilations[i]) for i in range(n)]
+    pads = tuple(pads) or (0,) * (2 * n)
+    return [(pads[i], pads[i + n]) for i in range(n)]
+
+
+def check_window_attrs(n: int, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+                       pads: Sequence[int]) -> None:
+    if len(kernel) != n or len(strides) != n or len(dilations) != n:
+        raise IRError(f"window attributes {kernel}/{strides}/{dilations} do not match {n} spatial dims")
+    if pads and len(pads) != 2 * n:
+        raise IRError(f"pads {tuple(pads)} must hold {2 * n} values (all begins, then all ends)")
+
+
+def spatial_out(in_shape: Shape, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+                pads: Sequence[int], auto_pad: str) -> tuple[Dim, ...]:
+    n = len(kernel)
+    check_window_attrs(n, kernel, strides, dilations, pads)
+    pads = tuple(pads) or (0,) * (2 * n)
+    return tuple(conv_out(in_shape[2 + i], kernel[i], strides[i], dilations[i], pads[i] + pads[i + n],
+                          auto_pad == "same") for i in range(n))

@@ -1,0 +1,221 @@
+"""Pattern rewriting in the IR's own builder language (after onnxscript's rewriter).
+
+A rule is three functions:
+
+    def pattern(op, x):            return op.relu(op.relu(x))
+    def rewrite(op, x):            return op.relu(x)
+    def check(graph, x) -> str | None:   ...   # optional: a reason when it must not fire
+
+``pattern``'s parameters are pattern variables: each binds to one IR value, and
+a variable used twice must bind to the same value (``op.mul(x, x)``). A number
+in a pattern (``op.max(x, 0.0)``) matches a constant whose every element equals
+it. ``_capture="name"`` on a pattern op binds the matched Node under that name,
+so ``check``/``rewrite`` can read its attributes; attributes given in the
+pattern must be equal for a match. Commutative ops (declared so in the
+registry) match in either input order.
+
+``rewrite`` receives a GraphBuilder positioned at the matched root (new nodes
+take its origin) and the bindings; it returns the replacement value(s).
+Intermediate matched nodes must not be read outside the match (otherwise the
+rewrite would duplicate work): such a match is skipped.
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from kcc.builder import GraphBuilder
+from kcc.errors import IRError
+from kcc.ir import Graph, Node, Value
+from kcc.ops.registry import get_op
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: float
+
+
+@dataclass
+class PatternOp:
+    op: str
+    inputs: list[Any]
+    attrs: dict[str, Any]
+    capture: str | None = None
+    output: int = 0
+    outputs: list["PatternOp"] = field(default_factory=list)
+
+
+class PatternBuilder:
+    """``op.<name>(...)`` in a pattern function builds a PatternOp tree."""
+
+    def __getattr__(self, op: str) -> Callable[..., PatternOp]:
+        if op.startswith("_"):
+            raise AttributeError(op)
+        get_op(op)
+
+        def make(*inputs: Any, _capture: str | None = None, _output: int = 0, **attrs: Any) -> PatternOp:
+            ins = [Literal(float(x)) if isinstance(x, (int, float)) else x for x in inputs]
+            return PatternOp(op, ins, attrs, _capture, _output)
+
+        return make
+
+
+@dataclass
+class Match:
+    root: Node
+    bindings: dict[str, Any]
+    nodes: list[Node]
+
+
+def _const_equals(v: Value, target: float) -> bool:
+    if not v.is_const or v.const.size == 0:
+        return False
+    c = np.asarray(v.const, dtype=np.float64)
+    return bool(np.all(np.abs(c - target) <= 1e-6 * max(1.0, abs(target))))
+
+
+class Matcher:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def match_value(self, pat: Any, v: Value, b: dict[str, Any], nodes: list[Node]) -> Iterator[tuple[dict, list]]:
+        if isinstance(pat, Var):
+            bound = b.get(pat.name)
+            if bound is None:
+                yield {**b, pat.name: v}, nodes
+            elif bound is v:
+                yield b, nodes
+            return
+        if isinstance(pat, Literal):
+            if _const_equals(v, pat.value):
+                yield b, nodes
+            return
+        if not isinstance(pat, PatternOp):
+            raise IRError(f"bad pattern element {pat!r}")
+        node = self.graph.producer(v)
+        if node is None or node.op != pat.op or node.outputs[pat.output] is not v:
+            return
+        for k, want in pat.attrs.items():
+            if node.attrs.get(k) != get_op(pat.op).normalize_attrs({k: want}, "pattern")[k]:
+                return
+        if pat.capture:
+            if pat.capture in b and b[pat.capture] is not node:
+                return
+            b = {**b, pat.capture: node}
+        if node in nodes:
+            # Shared subexpression reached twice: it matched already.
+            yield b, nodes
+            return
+        nodes = nodes + [node]
+        orders = [list(node.inputs)]
+        if get_op(node.op).commutative and len(node.inputs) == 2:
+            orders.append(list(reversed(node.inputs)))
+        if len(pat.inputs) != len(node.inputs):
+            return
+        for ins in orders:
+            yield from self._match_inputs(pat.inputs, ins, b, nodes)
+
+    def _match_inputs(self, pats: list[Any], vals: list[Value | None], b: dict, nodes: list) -> Iterator[tuple[dict, list]]:
+        if not pats:
+            yield b, nodes
+            return
+        p, v = pats[0], vals[0]
+        if v is None:
+            if p is None:
+                yield from self._match_inputs(pats[1:], vals[1:], b, nodes)
+            return
+        if p is None:
+            return
+        for b2, n2 in self.match_value(p, v, b, nodes):
+            yield from self._match_inputs(pats[1:], vals[1:], b2, n2)
+
+
+@dataclass
+class RewriteRule:
+    """A named pattern -> replacement rule with an optional side condition."""
+
+    name: str
+    pattern: Callable[..., PatternOp]
+    rewrite: Callable[..., Any]
+    check: Callable[..., str | None] | None = None
+
+    def __post_init__(self) -> None:
+        params = list(inspect.signature(self.pattern).parameters)[1:]
+        self._vars = params
+        self._root = self.pattern(PatternBuilder(), *[Var(p) for p in params])
+        if not isinstance(self._root, PatternOp):
+            raise IRError(f"rule {self.name}: a pattern must end in an op")
+
+    def find(self, graph: Graph, node: Node) -> tuple[Match | None, str | None]:
+        """The first match rooted at ``node`` that passes check; else (None, last reason)."""
+        root = self._root
+        if node.op != root.op:
+            return None, None
+        reason = None
+        matcher = Matcher(graph)
+        for b, nodes in matcher.match_value(root, node.outputs[root.output], {}, []):
+            inner = set(id(n) for n in nodes[1:])
+            escaped = False
+            for n in nodes[1:]:
+                for out in n.outputs:
+                    if graph.is_output(out) or any(id(u) not in inner and u is not node for u in graph.users(out)):
+                        escaped = True
+            if escaped:
+                reason = "an intermediate value is used outside the pattern"
+                continue
+            if self.check is not None:
+                reason = self.check(graph, **b)
+                if reason:
+                    continue
+            return Match(node, b, nodes), None
+        return None, reason
+
+    def apply(self, graph: Graph, match: Match) -> None:
+        root = match.root
+        op = GraphBuilder(graph, origin=root.origin, name=root.origin)
+        new = self.rewrite(op, **match.bindings)
+        new = list(new) if isinstance(new, (list, tuple)) else [new]
+        olds = [root.outputs[self._root.output]] if len(new) == 1 else root.outputs
+        for old, nv in zip(olds, new):
+            if old.type != nv.type:
+                raise IRError(f"rule {self.name} replaced {old!r} by {nv!r} of another type")
+            graph.replace_all_uses(old, nv)
+        for n in reversed(match.nodes):
+            if graph.has_value(n.outputs[0].name) and all(not graph.uses(o) and not graph.is_output(o) for o in n.outputs):
+                graph.remove_node(n)
+
+
+def apply_rules(graph: Graph, rules: list[RewriteRule], max_iterations: int = 100) -> bool:
+    """Apply rules until none fires (a fixed point) or ``max_iterations`` sweeps."""
+    changed = False
+    for _ in range(max_iterations):
+        fired = False
+        for node in graph.nodes():
+            if not _alive(graph, node):
+                continue
+            for rule in rules:
+                m, _ = rule.find(graph, node)
+                if m is not None:
+                    rule.apply(graph, m)
+                    fired = changed = True
+                    break
+        if not fired:
+            return changed
+    warnings.warn(f"rewrite rules {[r.name for r in rules]} still firing after {max_iterations} sweeps; stopped there")
+    return changed
+
+
+def _alive(graph: Graph, node: Node) -> bool:
+    try:
+        return graph.node(node.name) is node
+    except KeyError:
+        return False
