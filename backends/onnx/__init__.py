@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from kcc.backends import Target, register_target
-from kcc.backends.onnx import emit_math, emit_nn, emit_tensor  # noqa: F401  (fill the table)
+from kcc.backends.onnx import emit_lambda, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor  # noqa: F401  (fill the table)
 from kcc.backends.onnx.context import OnnxContext, emitter_for, supported_ops
 from kcc.errors import ConversionError, OptionError
 from kcc.ir import Graph, TensorType

@@ -117,5 +117,5 @@ def blob_to_image(name: str, image_type, blob: np.ndarray):
         chw = chw[::-1]
     pixels = np.clip(np.rint(chw), 0, 255).astype(np.uint8).transpose(1, 2, 0)
     if pixels.shape[2] == 1:
-        return Image.fromarray(pixels[..., 0], mode="L")
-    return Image.fromarray(pixels[..., :3], mode="RGB")
+        return Image.fromarray(pixels[..., 0])
+    return Image.fromarray(np.ascontiguousarray(pixels[..., :3]))

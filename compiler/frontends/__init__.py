@@ -29,7 +29,21 @@ def keras_frontend(source: Any, *, boundary: str, options: dict[str, Any]) -> Gr
     return convert_keras(source, boundary=boundary, options=options)
 
 
+def onnx_frontend(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
+    from kcc.frontends.onnx import onnx_frontend as convert_onnx
+
+    return convert_onnx(source, boundary=boundary, options=options)
+
+
+def _is_onnx(source: Any) -> bool:
+    if type(source).__name__ == "ModelProto" and type(source).__module__.startswith("onnx"):
+        return True
+    return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".onnx"
+
+
 def frontend_for(source: Any) -> Frontend:
+    if _is_onnx(source):
+        return onnx_frontend
     if _is_keras_model(source):
         return keras_frontend
     if isinstance(source, tuple) and len(source) == 2:
@@ -43,6 +57,6 @@ def frontend_for(source: Any) -> Frontend:
             raise ModelFileError(f"{path} holds only an architecture; pass the weights too: "
                                  f"kcc.compile(({str(path)!r}, 'weights.h5')) or `kcc {path} weights.h5 ...`")
         raise ModelFileError(f"{path}: unknown model file type {suffix or '(no suffix)'!r}; kcc reads "
-                             f".keras, .h5/.hdf5, or an architecture .json with a weights .h5")
+                             f".keras, .h5/.hdf5, .onnx, or an architecture .json with a weights .h5")
     raise ModelFileError(f"cannot compile a {type(source).__name__}: pass a keras.Model, a model file path, "
                          f"or a (json_path, weights_h5_path) pair")

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -25,7 +24,7 @@ L = keras.layers
 
 from kcc.errors import ModelFileError, UnsafeModelError, UnsupportedLayerError  # noqa: E402
 from kcc.frontends.keras.loader import load_keras_model  # noqa: E402
-from kcc.frontends.keras.spec import KerasModelSpec  # noqa: E402
+from kcc.frontends.keras.spec import KerasModelSpec, TensorRef  # noqa: E402
 
 
 def build_zoo() -> keras.Model:
@@ -141,15 +140,14 @@ def test_structure_of_the_zoo(zoo):
     shared = spec.layer("shared")
     assert [c.args.layer for c in shared.calls] == ["gap2d", "gap1d"]
     inner = spec.layer("inner_seq")
-    assert [c.args for c in inner.calls] == [shared_ref(0), shared_ref(1)]
+    assert [c.args for c in inner.calls] == [TensorRef("shared", 0, 0), TensorRef("shared", 1, 0)]
     assert [l.class_name for l in inner.model.layers] == ["InputLayer", "Dense", "BatchNormalization"]
-    assert spec.layer("add").calls[0].args == [type(shared_ref(0))("inner_seq", 0, 0),
-                                               type(shared_ref(0))("inner_seq", 1, 0)]
+    assert spec.layer("add").calls[0].args == [TensorRef("inner_seq", 0, 0), TensorRef("inner_seq", 1, 0)]
     # fn2 is called twice: its 2nd call reads the 1st; the 3rd model output is its 1st call.
     fn2 = spec.layer("fn2")
-    assert fn2.calls[1].args == type(shared_ref(0))("fn2", 0, 0)
-    assert spec.outputs[2] == type(shared_ref(0))("fn2", 0, 0)
-    assert spec.layer("cat").calls[0].args[0] == type(shared_ref(0))("fn2", 1, 0)
+    assert fn2.calls[1].args == TensorRef("fn2", 0, 0)
+    assert spec.outputs[2] == TensorRef("fn2", 0, 0)
+    assert spec.layer("cat").calls[0].args[0] == TensorRef("fn2", 1, 0)
     # Three levels: Sequential > Functional > Sequential.
     outer = spec.layer("outer_seq").model
     assert [l.name for l in outer.layers][1:] == ["inner_fn", "os_dense"]
@@ -163,10 +161,10 @@ def test_structure_of_the_zoo(zoo):
     assert spec.layer("tok").config["dtype"] == "int32"
     assert spec.layer("bn").live is zoo["model"].get_layer("bn")
 
-
-def shared_ref(node):
-    from kcc.frontends.keras.spec import TensorRef
-    return TensorRef("shared", node, 0)
+    def all_live(s):
+        return all(l.live is not None and (l.model is None or all_live(l.model)) for l in s.layers)
+    assert all_live(spec)
+    assert not any(l.live for l in zoo["keras"].layers)
 
 
 @pytest.mark.parametrize("source", SOURCES)

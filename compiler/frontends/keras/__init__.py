@@ -25,9 +25,11 @@ def _shape_overrides(spec, options: dict[str, Any]) -> dict[str, tuple]:
 def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
     from kcc.frontends.keras.loader import load_keras_model
     from kcc.frontends.keras.lower import KerasLowering
+    from kcc.frontends.keras.fallback import lower_unknown_layer
 
     spec = load_keras_model(source, safe_mode=options.get("safe_mode", True),
                             custom_objects=options.get("custom_objects"))
     lowering = KerasLowering(spec, boundary=boundary, input_shapes=_shape_overrides(spec, options),
-                             fallback=options.get("keras_fallback"), options=options)
+                             fallback=options.get("keras_fallback") or lower_unknown_layer,
+                             options=options)
     return lowering.lower()

@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError
+from kcc.frontends.keras.activations_more import COMPOSED_ACTIVATIONS
 from kcc.ir import Value
 
 Lowering = Callable[[GraphBuilder, Value], Value]
@@ -32,6 +33,8 @@ KERAS_ACTIVATIONS: dict[str, Lowering] = {
     # Keras applies softmax/log_softmax on the last axis = IR axis 1.
     "softmax": lambda op, x: op.softmax(x, axis=1 if x.rank > 1 else 0),
     "log_softmax": lambda op, x: op.log_softmax(x, axis=1 if x.rank > 1 else 0),
+    # Composed from IR primitives (activations_more.py): no IR op of their own.
+    **COMPOSED_ACTIVATIONS,
 }
 
 

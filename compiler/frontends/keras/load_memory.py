@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from kcc.errors import ConversionError
+
 from .load_config import parse_model
 from .load_weights import Child, weight_slots
 from .spec import KerasModelSpec
@@ -21,11 +23,40 @@ def spec_from_model(model: Any) -> tuple[KerasModelSpec, dict | None]:
     """A spec with ``live`` layers and their weights, and the raw compile config."""
     import keras
 
-    entry = keras.saving.serialize_keras_object(model)
+    if not isinstance(model, keras.Model):
+        raise ConversionError(
+            f"in-memory models must be Keras 3 keras.Model objects, not {type(model).__module__}."
+            f"{type(model).__name__}; save a tf.keras model with model.save('model.h5') and "
+            "load the file")
+    entry = _as_json(keras.saving.serialize_keras_object(model))
     spec = parse_model(entry)
     attach_live(spec, model, with_weights=True)
-    compile_config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
-    return spec, compile_config or None
+    return spec, _compile_config(keras, model)
+
+
+def _compile_config(keras: Any, model: Any) -> dict | None:
+    """``get_compile_config()``, completed from ``model.optimizer``/``model.loss``.
+
+    Keras 3 ``model.save("x.h5")`` pops "optimizer" out of the model's stored compile
+    config (a Keras quirk), so the live optimizer is the reliable source.
+    """
+    if not getattr(model, "compiled", False):
+        return None
+    config = dict(model.get_compile_config() or {})
+    if config.get("optimizer") is None and getattr(model, "optimizer", None) is not None:
+        config["optimizer"] = keras.saving.serialize_keras_object(model.optimizer)
+    if config.get("loss") is None and getattr(model, "loss", None) is not None:
+        config["loss"] = keras.saving.serialize_keras_object(model.loss)
+    return config or None
+
+
+def _as_json(x: Any) -> Any:
+    """Tuples as lists, as in a config read back from a file."""
+    if isinstance(x, dict):
+        return {k: _as_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_as_json(v) for v in x]
+    return x
 
 
 def attach_live(spec: KerasModelSpec, model: Any, *, with_weights: bool) -> None:

@@ -72,6 +72,12 @@ def _bidirectional(c: dict) -> list[Slot]:
             Child("backward_layer", "backward/", *_inner(c, backward))]
 
 
+def _rnn_of_cell(c: dict) -> list[Slot] | None:
+    # RNN(cell): the cell's class is in the config (None for a list of cells: not named here).
+    cell = c.get("cell")
+    return [Child("cell", "", *_inner(c, "cell"))] if isinstance(cell, dict) and "class_name" in cell else None
+
+
 def _time_distributed(c: dict) -> list[Slot]:
     return [Child("layer", "layer/", *_inner(c, "layer"))]
 
@@ -105,6 +111,7 @@ WEIGHT_TABLE: dict[str, Callable[[dict], list[Slot]]] = {
     "ConvLSTM3D": _rnn("ConvLSTMCell"),
     "Bidirectional": _bidirectional,
     "TimeDistributed": _time_distributed,
+    "RNN": _rnn_of_cell,
     "MultiHeadAttention": _attention_projections,
 }
 

@@ -12,6 +12,14 @@ then only Keras can rebuild the layer. Such files are still parsed here; Keras
 supplies the ``live`` layer objects (and the weights of layers this loader has no
 table for). A Lambda stored as Python bytecode is refused under ``safe_mode``
 before anything is deserialized.
+
+One model loaded from different sources gives equal specs (names, classes, calls,
+inputs, outputs, configs, weights) except for: ``source``; ``live`` (set for
+in-memory models and for files Keras had to load); ``module``/``registered_name``
+(None from legacy ``.h5``, which does not record them); ``keras_version`` (None for
+a Keras 3 ``to_json`` + ``.weights.h5`` pair, which records none); and
+``training_config`` of files written after a Keras 3 ``model.save("x.h5")``, which
+drops the optimizer from the model's compile config.
 """
 from __future__ import annotations
 
@@ -257,7 +265,8 @@ def _attach_keras_model(spec: KerasModelSpec, entry: dict, path: Path,
             module = __import__(module_name)
             model = load(module)
         except Exception as e:  # Keras raises many types; all mean "could not rebuild"
-            errors.append(f"{module_name}: {type(e).__name__}: {e}")
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            errors.append(f"{module_name}: {type(e).__name__}: {first_line[:300]}")
             continue
         attach_live(spec, model, with_weights=False)
         return
@@ -267,7 +276,7 @@ def _attach_keras_model(spec: KerasModelSpec, entry: dict, path: Path,
         name, cls = custom[0]
         raise UnsupportedLayerError(
             f"{path}: layer {name!r} has class {cls!r}, which is not a Keras built-in, and "
-            f"Keras could not rebuild it ({reason}). Pass custom_objects={{{cls!r}: TheClass}} "
-            "so Keras can deserialize it, register a custom conversion function for the class, "
-            "or convert it to a Core ML custom layer with add_custom_layers=True.")
-    raise ModelFileError(f"{path}: Keras could not rebuild the model's Lambda layers: {reason}")
+            f"Keras could not rebuild it. Pass custom_objects={{{cls!r}: TheClass}} so Keras "
+            "can deserialize it, register a custom conversion function for the class, or "
+            f"convert it to a Core ML custom layer with add_custom_layers=True. ({reason})")
+    raise ModelFileError(f"{path}: Keras could not rebuild the model's Lambda layers ({reason})")

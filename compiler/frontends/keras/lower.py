@@ -49,6 +49,8 @@ class KerasLowering:
         self.fallback = fallback
         self.options = options or {}
         self.graph = Graph(spec.name)
+        # The models being lowered, outermost first (handlers such as Masking look downstream).
+        self.spec_stack: list[KerasModelSpec] = []
 
     # ------------------------------------------------------------------ API
     def lower(self) -> Graph:
@@ -115,6 +117,13 @@ class KerasLowering:
 
     def _lower_model(self, spec: KerasModelSpec, env: dict[TensorRef, Value], prefix: str) -> list[Value]:
         """Lower every call in ``spec``; ``env`` already maps its input refs. Returns its outputs."""
+        self.spec_stack.append(spec)
+        try:
+            return self._lower_calls(spec, env, prefix)
+        finally:
+            self.spec_stack.pop()
+
+    def _lower_calls(self, spec: KerasModelSpec, env: dict[TensorRef, Value], prefix: str) -> list[Value]:
         pending: list[tuple[KerasLayer, int, LayerCall]] = [
             (layer, i, call) for layer in spec.layers if layer.class_name not in _INPUT_CLASSES
             for i, call in enumerate(layer.calls)]
@@ -152,6 +161,7 @@ class KerasLowering:
             inner_env = {ref: v for ref, v in zip(inner.inputs, flat)}
             return self._lower_model(inner, inner_env, prefix=f"{origin}/")
         ctx = LayerContext(self.graph, layer, call, index, origin, self.options)
+        ctx.spec_stack = list(self.spec_stack)
         handler = handler_for(layer.class_name)
         if handler is None:
             result = self.fallback(ctx, _flatten(args)) if self.fallback else None

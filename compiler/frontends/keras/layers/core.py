@@ -1,8 +1,9 @@
-"""Core layers: InputLayer, Dense, Activation, Flatten."""
+"""Core layers: Dense, Activation, Flatten, Embedding, Masking, Identity, InputLayer."""
 from __future__ import annotations
 
-from kcc.frontends.keras.layers.common import activate
 from kcc.frontends.keras.activations import apply_keras_activation
+from kcc.frontends.keras.layers.common import activate
+from kcc.frontends.keras.layers.masking import check_mask_unused
 from kcc.frontends.keras.registry import LayerContext, keras_layer
 from kcc.ir import Value
 
@@ -29,3 +30,27 @@ def flatten(ctx: LayerContext, x: Value) -> Value:
     if x.rank <= 2:
         return ctx.op.identity(x) if x.rank == 2 else ctx.op.reshape(x, shape=(0, 1))
     return ctx.op.flatten(ctx.to_keras_layout(x), axis=1)
+
+
+@keras_layer("Identity", "InputLayer")
+def identity(ctx: LayerContext, x: Value) -> Value:
+    """No-ops (an InputLayer only reaches a handler when called inside a model)."""
+    return ctx.op.identity(x)
+
+
+@keras_layer("Embedding")
+def embedding(ctx: LayerContext, x: Value) -> Value:
+    """Gather rows of the table; the new last (feature) axis is IR axis 1."""
+    if ctx.get("mask_zero", False):
+        check_mask_unused(ctx, "mask_zero=True")
+    if not x.dtype.startswith("i"):
+        x = ctx.op.cast(x, to="i64")
+    table = ctx.const(ctx.weight("embeddings"), "embeddings")
+    return ctx.from_keras_layout(ctx.op.gather(table, x, axis=0))
+
+
+@keras_layer("Masking")
+def masking(ctx: LayerContext, x: Value) -> Value:
+    """The values pass unchanged; the mask only matters to a layer that reads it (checked)."""
+    check_mask_unused(ctx, f"mask_value={ctx.get('mask_value', 0.0)}")
+    return ctx.op.identity(x)

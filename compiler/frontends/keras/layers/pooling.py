@@ -22,3 +22,17 @@ def pool(ctx: LayerContext, x: Value) -> Value:
     pad_attrs = window_padding(ctx, x, kernel, strides, (1,) * n, ctx.get("padding", "valid"))
     op = _POOL_OPS[ctx.layer.class_name]
     return getattr(ctx.op, op)(x, kernel=kernel, strides=strides, **pad_attrs)
+
+
+_GLOBAL_OPS = {
+    **dict.fromkeys([f"Global{k}Pooling{d}D" for k in ("Average", "Max") for d in (1, 2, 3)], None),
+    **dict.fromkeys([f"Global{k}Pool{d}D" for k in ("Avg", "Max") for d in (1, 2, 3)], None),
+}
+
+
+@keras_layer(*_GLOBAL_OPS)
+def global_pool(ctx: LayerContext, x: Value) -> Value:
+    """Reduce the spatial axes (IR 2..); keepdims=True keeps them as size 1 (Keras (N,1,..,C) = IR (N,C,1,..))."""
+    check_channels_last(ctx)
+    op = "reduce_max" if "Max" in ctx.layer.class_name else "reduce_mean"
+    return getattr(ctx.op, op)(x, axes=tuple(range(2, x.rank)), keepdims=bool(ctx.get("keepdims", False)))

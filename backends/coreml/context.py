@@ -1,0 +1,260 @@
+"""The Core ML emitter's state and its table from IR op to emitter.
+
+An emitter is registered per IR op with ``@coreml_emitter("conv")`` and called
+as ``emit(ctx, node)``; it appends NeuralNetwork layers through ``ctx.layer``.
+
+Two blob layouts (chosen once per model, see ``__init__.py``):
+
+* ``rank5`` (specification 1-3, what the old Keras converter emitted): every
+  blob is Core ML's ``[Seq, Batch, C, H, W]`` and the IR batch axis is the
+  implicit Batch axis. An IR value ``(N, C)`` is the blob ``(C, 1, 1)``,
+  ``(N, C, L)`` is ``(C, 1, L)`` and ``(N, C, H, W)`` is ``(C, H, W)``
+  (:meth:`CoremlContext.chw`). Other ranks cannot be expressed.
+* ``nd`` (specification 4, ``EXACT_ARRAY_MAPPING``): a blob is the IR value
+  itself, batch axis included (declared as 1).
+
+An emitter that cannot express a node in the ``rank5`` layout calls
+``ctx.need_nd(node, why)``; the driver then re-emits the whole model in the
+``nd`` layout (or reports the node when the deployment target forbids it).
+``ctx.require(version, node, why)`` records a layer that exists only from a
+later specification version; the lowest version the model needs is the
+largest of these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from kcc.errors import ConversionError, UnsupportedOpError
+from kcc.ir import Graph, Node, Value
+
+Emitter = Callable[["CoremlContext", Node], None]
+_EMITTERS: dict[str, Emitter] = {}
+
+
+def coreml_emitter(*ops: str) -> Callable[[Emitter], Emitter]:
+    """Register the emitter of one or more IR ops."""
+    def deco(fn: Emitter) -> Emitter:
+        for op in ops:
+            if op in _EMITTERS:
+                raise AssertionError(f"two Core ML emitters for {op}")
+            _EMITTERS[op] = fn
+        return fn
+    return deco
+
+
+def emitter_for(node: Node) -> Emitter:
+    try:
+        return _EMITTERS[node.op]
+    except KeyError:
+        raise UnsupportedOpError(
+            f"IR op {node.op!r} of node {node.name}{origin_of(node)} has no Core ML emitter; target 'coreml' "
+            f"cannot express it. Try target='onnx', or replace the layer.") from None
+
+
+def supported_ops() -> list[str]:
+    return sorted(_EMITTERS)
+
+
+def origin_of(node: Node) -> str:
+    return f" (from layer {node.origin!r})" if node.origin else ""
+
+
+class NeedsND(Exception):
+    """Raised by an emitter in the rank-5 layout for a node only ND layers can express."""
+
+    def __init__(self, node: Node, why: str):
+        super().__init__(why)
+        self.node = node
+        self.why = why
+
+
+@dataclass
+class Requirement:
+    """A specification version some part of the model needs, and why."""
+
+    version: int
+    what: str
+
+
+# ---------------------------------------------------------------- weights
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def set_weights(params: Any, array: np.ndarray, float16: bool = False) -> None:
+    """Fill a ``WeightParams`` from an array, row-major, without a Python loop.
+
+    float32 goes into ``floatValue`` by merging its packed wire encoding (field 1,
+    length-delimited little-endian floats): protobuf copies the bytes in C.
+    float16 goes into ``float16Value`` as bytes.
+    """
+    flat = np.ascontiguousarray(array, dtype="<f4").ravel()
+    params.Clear()
+    if float16:
+        params.float16Value = flat.astype("<f2").tobytes()
+    elif flat.size:
+        raw = flat.tobytes()
+        params.MergeFromString(b"\x0a" + _varint(len(raw)) + raw)
+
+
+# ---------------------------------------------------------------- context
+@dataclass
+class CoremlContext:
+    graph: Graph
+    network: Any                       # NeuralNetwork_pb2.NeuralNetwork(-Classifier)
+    nd: bool = False                   # blob layout: False = rank5, True = nd
+    float16: bool = False              # weights as float16
+    names: dict[str, str] = field(default_factory=dict)   # IR value name -> blob name
+    requirements: list[Requirement] = field(default_factory=list)
+    # node name -> the Core ML layers emitted for it (updatable marks them).
+    layers_of: dict[str, list[Any]] = field(default_factory=dict)
+    # nodes an emitter consumed as part of another node (e.g. transpose folded into flatten)
+    skipped: set[str] = field(default_factory=set)
+    _taken: set[str] = field(default_factory=set)
+    _current: Node | None = None
+
+    # -- naming
+    def name(self, v: Value) -> str:
+        """The blob name of an IR value (constants get a load-constant layer on first use)."""
+        if v.is_const and v.name not in self.names:
+            self._emit_constant(v)
+        return self.names.get(v.name, v.name)
+
+    def out(self, node: Node, i: int = 0) -> str:
+        return self.name(node.outputs[i])
+
+    def fresh(self, hint: str) -> str:
+        n, i = hint, 0
+        while n in self._taken or n in self.names.values():
+            i += 1
+            n = f"{hint}__{i}"
+        self._taken.add(n)
+        return n
+
+    # -- layers
+    def layer(self, kind: str, inputs: list[str], outputs: list[str] | str | None = None, *,
+              name: str | None = None) -> tuple[Any, Any]:
+        """Append a layer of oneof type ``kind``; returns (layer message, its params message)."""
+        node = self._current
+        lyr = self.network.layers.add()
+        lyr.name = self.fresh(name or (node.name if node is not None else kind))
+        lyr.input.extend(inputs)
+        if outputs is None:
+            outputs = [self.fresh(f"{lyr.name}_out")]
+        elif isinstance(outputs, str):
+            outputs = [outputs]
+        lyr.output.extend(outputs)
+        params = getattr(lyr, kind)
+        params.SetInParent()
+        if node is not None:
+            self.layers_of.setdefault(node.name, []).append(lyr)
+        return lyr, params
+
+    def tmp(self, hint: str = "t") -> str:
+        base = self._current.name if self._current is not None else "t"
+        return self.fresh(f"{base}_{hint}")
+
+    def weights(self, params: Any, array: np.ndarray) -> None:
+        set_weights(params, array, self.float16)
+
+    # -- requirements
+    def require(self, version: int, node: Node | None, why: str) -> None:
+        where = f"node {node.name} ({node.op}){origin_of(node)}" if node is not None else "the model"
+        self.requirements.append(Requirement(version, f"{where}: {why}"))
+
+    def need_nd(self, node: Node, why: str) -> None:
+        """Give up the rank-5 layout for this model (no-op in the ND layout)."""
+        if not self.nd:
+            raise NeedsND(node, why)
+
+    def fail(self, node: Node, message: str) -> ConversionError:
+        return UnsupportedOpError(f"Core ML: node {node.name} ({node.op}){origin_of(node)}: {message}")
+
+    # -- shapes
+    def dims(self, v: Value, node: Node | None = None) -> tuple[int, ...]:
+        """The concrete IR shape of ``v`` with the batch axis as 1; other unknown dims are an error."""
+        out = []
+        for i, d in enumerate(v.shape):
+            if isinstance(d, int):
+                out.append(d)
+            elif i == 0:
+                out.append(1)
+            else:
+                where = node if node is not None else self._current
+                raise ConversionError(
+                    f"Core ML needs static shapes: value {v.name} has shape {v.type}"
+                    f"{origin_of(where) if where is not None else ''}; give the model input a fixed "
+                    f"shape with input_name_shape_dict.")
+        return tuple(out)
+
+    def chw(self, v: Value) -> tuple[int, int, int]:
+        """The rank-5 layout's (C, H, W) of an IR value (NeedsND for ranks it cannot hold)."""
+        d = self.dims(v)
+        if len(d) == 2:
+            return (d[1], 1, 1)
+        if len(d) == 3:
+            return (d[1], 1, d[2])
+        if len(d) == 4:
+            return (d[1], d[2], d[3])
+        raise NeedsND(self._current, f"a rank-{len(d)} tensor ({v.type}) has no rank-5 CHW form")
+
+    def blob_shape(self, v: Value) -> tuple[int, ...]:
+        """Shape of the Core ML blob of ``v`` (without Seq/Batch in the rank-5 layout)."""
+        return self.dims(v) if self.nd else self.chw(v)
+
+    # -- constants
+    def _emit_constant(self, v: Value) -> None:
+        arr = np.asarray(v.const, dtype=np.float32)
+        blob = self.fresh(v.name)
+        self.names[v.name] = blob
+        saved, self._current = self._current, None
+        try:
+            if self.nd:
+                lyr, p = self.layer("loadConstantND", [], blob, name=blob)
+                shape = arr.shape or (1,)
+                p.shape.extend(int(s) for s in shape)
+                set_weights(p.data, arr.reshape(shape))
+                self.require(4, None, f"constant {v.name} uses loadConstantND")
+            else:
+                shape = _const_chw(arr)
+                if shape is None:
+                    raise NeedsND(saved, f"constant {v.name} of shape {arr.shape} has no CHW form")
+                lyr, p = self.layer("loadConstant", [], blob, name=blob)
+                p.shape.extend(shape)
+                set_weights(p.data, arr.reshape(shape))
+        finally:
+            self._current = saved
+
+    def run(self, node: Node) -> None:
+        self._current = node
+        try:
+            emitter_for(node)(self, node)
+        finally:
+            self._current = None
+
+
+def _const_chw(arr: np.ndarray) -> tuple[int, int, int] | None:
+    """CHW shape of a constant read as an IR value of its own rank (leading axis = batch 1)."""
+    s = tuple(int(d) for d in arr.shape)
+    if len(s) == 0:
+        return (1, 1, 1)
+    if s[0] != 1 or len(s) == 1:
+        return None
+    return {2: (s[1], 1, 1), 3: (s[1], 1, s[-1]), 4: s[1:]}.get(len(s))  # type: ignore[return-value]
+
+
+def broadcast_const(arr: np.ndarray, rank: int) -> np.ndarray:
+    """A constant operand with leading 1s up to ``rank`` (numpy broadcasting's alignment)."""
+    arr = np.asarray(arr, dtype=np.float32)
+    return arr.reshape((1,) * max(rank - arr.ndim, 0) + arr.shape)
+
+
+__all__ = ["CoremlContext", "coreml_emitter", "emitter_for", "supported_ops", "NeedsND", "set_weights", "broadcast_const"]

@@ -1,0 +1,118 @@
+"""Keras activations with no IR op of their own, composed from IR primitives.
+
+Each entry is ``(op, x) -> value`` in the builder language. They follow
+keras.src.activations (Keras 3) formula by formula; a step function is spelled
+``sign(relu(t))`` (1 where t > 0, else 0) so no comparison op is needed.
+``threshold`` is absent: it has required arguments, so no Keras model can name it
+as a string activation.
+
+Also here: :func:`keras_relu`, the general Keras ``relu(x, negative_slope,
+max_value, threshold)`` used by the ReLU layer.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from kcc.builder import GraphBuilder
+from kcc.errors import ConversionError
+from kcc.ir import Value
+
+Lowering = Callable[[GraphBuilder, Value], Value]
+
+
+def _last_axis(x: Value) -> int:
+    """Keras's default axis -1 in the IR layout (the channel axis)."""
+    return 1 if x.rank > 1 else 0
+
+
+def _step(op: GraphBuilder, t: Value) -> Value:
+    """1 where t > 0, else 0."""
+    return op.sign(op.relu(t))
+
+
+def _glu(op: GraphBuilder, x: Value) -> Value:
+    ax = _last_axis(x)
+    c = x.shape[ax]
+    if not isinstance(c, int) or c % 2:
+        raise ConversionError(f"glu needs an even, known size on the last axis, got {x.shape}")
+    a, b = op.split(x, axis=ax, sizes=(c // 2, c // 2))
+    return op.mul(a, op.sigmoid(b))
+
+
+def _hard_shrink(op: GraphBuilder, x: Value, t: float = 0.5) -> Value:
+    return op.mul(x, _step(op, op.sub(op.abs(x), op.scalar(t, x))))
+
+
+def _soft_shrink(op: GraphBuilder, x: Value, t: float = 0.5) -> Value:
+    return op.sub(x, op.clip(x, min=-t, max=t))
+
+
+def _sparse_plus(op: GraphBuilder, x: Value) -> Value:
+    # (clip(x, -1, 1) + 1)^2 / 4 + relu(x - 1): 0 below -1, x above 1.
+    c = op.add(op.clip(x, min=-1.0, max=1.0), op.scalar(1.0, x))
+    quad = op.mul(op.mul(c, c), op.scalar(0.25, x))
+    return op.add(quad, op.relu(op.sub(x, op.scalar(1.0, x))))
+
+
+def _sparse_sigmoid(op: GraphBuilder, x: Value) -> Value:
+    return op.mul(op.add(op.clip(x, min=-1.0, max=1.0), op.scalar(1.0, x)), op.scalar(0.5, x))
+
+
+def _squareplus(op: GraphBuilder, x: Value, b: float = 4.0) -> Value:
+    return op.mul(op.add(x, op.sqrt(op.add(op.mul(x, x), op.scalar(b, x)))), op.scalar(0.5, x))
+
+
+def _log_sigmoid(op: GraphBuilder, x: Value) -> Value:
+    return op.neg(op.softplus(op.neg(x)))
+
+
+def _celu(op: GraphBuilder, x: Value) -> Value:
+    # celu(x, alpha=1) == elu(x, 1).
+    return op.elu(x, alpha=1.0)
+
+
+def sparsemax(op: GraphBuilder, x: Value, axis: int | None = None) -> Value:
+    """Sparsemax without sorting: element i is in the support iff 1 + r_i z_i > s_i, where
+    r_i counts and s_i sums the elements >= z_i (pairwise, O(n^2) along the axis)."""
+    ax = _last_axis(x) if axis is None else axis
+    zi = op.unsqueeze(x, axes=(ax + 1,))
+    zj = op.unsqueeze(x, axes=(ax,))
+    one = op.scalar(1.0, x)
+    ge = op.sub(one, _step(op, op.sub(zi, zj)))          # [i, j] = z_j >= z_i
+    r = op.reduce_sum(ge, axes=(ax + 1,))
+    s = op.reduce_sum(op.mul(ge, zj), axes=(ax + 1,))
+    support = _step(op, op.sub(op.add(one, op.mul(r, x)), s))
+    k = op.reduce_sum(support, axes=(ax,), keepdims=True)
+    total = op.reduce_sum(op.mul(support, x), axes=(ax,), keepdims=True)
+    tau = op.div(op.sub(total, one), k)
+    return op.relu(op.sub(x, tau))
+
+
+def keras_relu(op: GraphBuilder, x: Value, negative_slope: float = 0.0, max_value: float | None = None,
+               threshold: float = 0.0) -> Value:
+    """Keras relu: x above ``threshold`` (capped at ``max_value``), else negative_slope * (x - threshold)."""
+    if threshold == 0.0:
+        y = op.relu(x) if negative_slope == 0.0 else op.leaky_relu(x, alpha=float(negative_slope))
+    else:
+        y = op.thresholded_relu(x, alpha=float(threshold))
+        if negative_slope != 0.0:
+            below = op.relu(op.sub(op.scalar(threshold, x), x))
+            y = op.sub(y, op.mul(below, op.scalar(negative_slope, x)))
+    if max_value is not None:
+        y = op.min(y, op.scalar(float(max_value), x))
+    return y
+
+
+COMPOSED_ACTIVATIONS: dict[str, Lowering] = {
+    "celu": _celu,
+    "glu": _glu,
+    "hard_shrink": _hard_shrink,
+    "hard_tanh": lambda op, x: op.clip(x, min=-1.0, max=1.0),
+    "log_sigmoid": _log_sigmoid,
+    "soft_shrink": _soft_shrink,
+    "sparse_plus": _sparse_plus,
+    "sparse_sigmoid": _sparse_sigmoid,
+    "sparsemax": sparsemax,
+    "squareplus": _squareplus,
+    "tanh_shrink": lambda op, x: op.sub(x, op.tanh(x)),
+}

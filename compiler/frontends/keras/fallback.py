@@ -1,0 +1,100 @@
+"""The one place where a Keras layer without a built-in lowering is converted.
+
+Lambda layers (layers/lambda_layer.py) and layers of classes no handler knows
+(KerasLowering's ``fallback``) go through the same chain of steps, in this
+order; the first step that returns values wins:
+
+1. ``custom_conversion_function``: the user's ``custom_conversion_functions``
+   entry for the layer's name or class: ``fn(ctx, inputs)`` builds IR with
+   ``ctx.op`` and returns the output value(s), or None to pass. Its errors
+   propagate: the user asked for it.
+2. ``trace``: trace the live layer with TensorFlow and lower the traced ops
+   (trace.py). If it fails, the failure is kept and the chain continues.
+3. ``coreml_custom_layer``: the Core ML backend's step (registered by the Core ML
+   backend with ``@fallback_step``) emitting a Core ML custom layer when
+   ``add_custom_layers=True``.
+
+If no step converts the layer, the first deferred failure (tracing's, which
+names the TensorFlow op) is raised; with nothing to report, None (the caller's
+"unsupported layer" error).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kcc.errors import ConversionError
+from kcc.frontends.keras.registry import LayerContext
+from kcc.ir import Value
+
+Step = Callable[[LayerContext, list[Value]], Any]
+
+ORDER = ("custom_conversion_function", "trace", "coreml_custom_layer")
+
+
+@dataclass(frozen=True)
+class FallbackStep:
+    name: str
+    fn: Step
+    # A ConversionError from this step is kept while later steps get their turn.
+    defer_errors: bool
+
+
+_STEPS: dict[str, FallbackStep] = {}
+
+
+def fallback_step(name: str, *, defer_errors: bool = False) -> Callable[[Step], Step]:
+    """Register the step called ``name`` (one of ORDER)."""
+    if name not in ORDER:
+        raise AssertionError(f"fallback step {name!r} is not one of {ORDER}")
+
+    def deco(fn: Step) -> Step:
+        if name in _STEPS:
+            raise AssertionError(f"fallback step {name!r} registered twice")
+        _STEPS[name] = FallbackStep(name, fn, defer_errors)
+        return fn
+    return deco
+
+
+def lower_unknown_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value] | None:
+    """Run the steps in ORDER; the first result wins (see the module docstring)."""
+    deferred: ConversionError | None = None
+    for name in ORDER:
+        step = _STEPS.get(name)
+        if step is None:
+            continue
+        try:
+            result = step.fn(ctx, inputs)
+        except ConversionError as e:
+            if not step.defer_errors:
+                raise
+            deferred = deferred or e
+            continue
+        if result is not None:
+            return list(result) if isinstance(result, (list, tuple)) else [result]
+    if deferred is not None:
+        raise deferred
+    return None
+
+
+@fallback_step("custom_conversion_function")
+def _custom_conversion_function(ctx: LayerContext, inputs: list[Value]) -> Any:
+    table = ctx.options.get("custom_conversion_functions") or {}
+    fn = table.get(ctx.layer.name) or table.get(ctx.layer.class_name)
+    if fn is None:
+        return None
+    result = fn(ctx, inputs)
+    if result is not None and not isinstance(result, (Value, list, tuple)):
+        raise ConversionError(f"custom_conversion_functions entry for layer {ctx.name!r} returned a "
+                              f"{type(result).__name__}; it must return IR value(s) built with ctx.op, or None")
+    return result
+
+
+@fallback_step("trace", defer_errors=True)
+def _trace(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
+    from kcc.frontends.keras.trace import trace_layer
+
+    return trace_layer(ctx, inputs)
+
+
+__all__ = ["lower_unknown_layer", "fallback_step", "ORDER", "FallbackStep"]

@@ -1,0 +1,52 @@
+"""Activation layers: ReLU, LeakyReLU, PReLU, ELU, Softmax, ThresholdedReLU."""
+from __future__ import annotations
+
+import numpy as np
+
+from kcc.frontends.keras.activations_more import keras_relu
+from kcc.frontends.keras.layers.normalization import ir_axes
+from kcc.frontends.keras.registry import LayerContext, keras_layer, to_ir_perm
+from kcc.ir import Value
+
+
+@keras_layer("ReLU")
+def relu(ctx: LayerContext, x: Value) -> Value:
+    mv = ctx.get("max_value")
+    return keras_relu(ctx.op, x, float(ctx.get("negative_slope", 0.0) or 0.0),
+                      None if mv is None else float(mv), float(ctx.get("threshold", 0.0) or 0.0))
+
+
+@keras_layer("LeakyReLU")
+def leaky_relu(ctx: LayerContext, x: Value) -> Value:
+    slope = ctx.get("negative_slope", ctx.get("alpha", 0.3))
+    return ctx.op.leaky_relu(x, alpha=float(slope))
+
+
+@keras_layer("ELU")
+def elu(ctx: LayerContext, x: Value) -> Value:
+    return ctx.op.elu(x, alpha=float(ctx.get("alpha", 1.0)))
+
+
+@keras_layer("ThresholdedReLU")
+def thresholded_relu(ctx: LayerContext, x: Value) -> Value:
+    return ctx.op.thresholded_relu(x, alpha=float(ctx.get("theta", 1.0)))
+
+
+@keras_layer("PReLU")
+def prelu(ctx: LayerContext, x: Value) -> Value:
+    """alpha has the Keras input shape without batch (shared axes are 1): re-laid out to IR order."""
+    alpha = ctx.weight("alpha").astype(np.float32)
+    a = alpha.reshape((1,) + alpha.shape)
+    a = np.transpose(a, to_ir_perm(a.ndim))
+    return ctx.op.prelu(x, ctx.const(a, "alpha"))
+
+
+@keras_layer("Softmax")
+def softmax(ctx: LayerContext, x: Value) -> Value:
+    """One axis: the softmax op. Several: exp(x - max) / sum, over all of them."""
+    axes = ir_axes(ctx, ctx.get("axis", -1), x.rank)
+    if len(axes) == 1:
+        return ctx.op.softmax(x, axis=axes[0])
+    axes = tuple(sorted(axes))
+    e = ctx.op.exp(ctx.op.sub(x, ctx.op.reduce_max(x, axes=axes, keepdims=True)))
+    return ctx.op.div(e, ctx.op.reduce_sum(e, axes=axes, keepdims=True))

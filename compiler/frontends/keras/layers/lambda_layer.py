@@ -1,0 +1,29 @@
+"""Lambda layers: traced and lowered through the fallback chain (fallback.py, trace.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+from kcc.errors import ConversionError
+from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.ir import Value
+
+
+def _flat(x: Any) -> list[Value]:
+    if isinstance(x, Value):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [v for y in x for v in _flat(y)]
+    if isinstance(x, dict):
+        return [v for k in sorted(x) for v in _flat(x[k])]
+    return []
+
+
+@keras_layer("Lambda")
+def lambda_layer(ctx: LayerContext, args: Any, **kwargs: Any) -> list[Value]:
+    """A custom conversion function if given, else the traced body (the same chain as custom layers)."""
+    from kcc.frontends.keras.fallback import lower_unknown_layer
+
+    result = lower_unknown_layer(ctx, _flat(args))
+    if result is None:
+        raise ConversionError(f"layer {ctx.name!r} (Lambda): no step could convert it")
+    return result

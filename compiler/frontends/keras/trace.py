@@ -1,0 +1,177 @@
+"""Trace a live Keras layer (a Lambda, or a class kcc has no handler for) into IR.
+
+The route (see docs/lambda.md for why this one):
+
+    layer's call on a TensorSpec per input --tf.function--> TensorFlow graph
+      --tf2onnx--> ONNX nodes --kcc's ONNX importer--> IR nodes, spliced in place
+
+The body runs on Keras (channels-last) tensors, so the traced subgraph is
+wrapped in ``to_keras_layout`` / ``from_keras_layout`` transposes (nothing for
+rank <= 2); ``cancel_transposes`` removes back-to-back pairs. Python constants,
+``arguments=`` and captured variables become constants of the traced graph;
+symbolic dims (the batch) stay symbolic. A TensorFlow op neither tf2onnx nor
+the table below can express raises a ConversionError naming the layer and the
+op, and the ways forward.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from kcc.errors import ConversionError, KccError
+from kcc.frontends.keras.registry import LayerContext
+from kcc.frontends.keras.spec import TensorRef
+from kcc.ir import Value
+
+# ONNX opset asked of tf2onnx; kcc's ONNX importer reads the opset 13+ forms.
+TRACE_OPSET = 17
+
+_TF_DTYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i32": "int32", "i64": "int64",
+              "u8": "uint8", "i8": "int8", "bool": "bool"}
+
+
+def _rewrite_erfc(node: onnx.NodeProto, fresh) -> list[onnx.NodeProto]:
+    """erfc(x) = 1 - erf(x) (tf.nn.gelu's exact form uses Erfc, which tf2onnx lacks)."""
+    erf, one = fresh("erf"), fresh("one")
+    return [helper.make_node("Constant", [], [one], value=helper.make_tensor(one, onnx.TensorProto.FLOAT, [], [1.0])),
+            helper.make_node("Erf", [node.input[0]], [erf], name=fresh(node.name + "/erf")),
+            helper.make_node("Sub", [one, erf], list(node.output), name=node.name)]
+
+
+# TensorFlow ops tf2onnx leaves unconverted (still with their TF op type) -> an
+# equivalent ONNX spelling. A small table kcc owns on top of tf2onnx's.
+TF_LEFTOVERS = {"Erfc": _rewrite_erfc}
+
+
+def _patch_leftovers(model: onnx.ModelProto) -> None:
+    counter = iter(range(10 ** 9))
+
+    def fresh(hint: str) -> str:
+        return f"kcc_{hint}_{next(counter)}"
+
+    nodes: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        rewrite = TF_LEFTOVERS.get(node.op_type)
+        nodes.extend(rewrite(node, fresh) if rewrite else [node])
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def _pack(structure: Any, flat: list[Any]) -> Any:
+    """Rebuild the call's first argument (one tensor, a list, a dict) from flat tensors."""
+    it = iter(flat)
+
+    def build(x: Any) -> Any:
+        if isinstance(x, TensorRef):
+            return next(it)
+        if isinstance(x, (list, tuple)):
+            return [build(y) for y in x]
+        if isinstance(x, dict):
+            return {k: build(x[k]) for k in sorted(x)}
+        return x
+
+    return build(structure)
+
+
+def _keras_call(ctx: LayerContext, live: Any):
+    """The function tf.function traces: flat tensors in, flat tensors out."""
+    import tensorflow as tf
+
+    structure = ctx.call.args
+    extra = {k: v for k, v in ctx.call.kwargs.items()
+             if k not in ("training", "mask") and not isinstance(v, (TensorRef, list, dict))}
+
+    def call(*xs):
+        out = live(_pack(structure, list(xs)), training=False, **extra)
+        return [tf.identity(t) for t in tf.nest.flatten(out)]
+
+    return call
+
+
+def trace_to_onnx(ctx: LayerContext, inputs: list[Value]) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """The layer's call as an ONNX model, and TF node name -> TF op type (for messages)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    live = ctx.layer.live
+    specs = [tf.TensorSpec([None if isinstance(d, str) else d for d in _keras_shape(v)], _TF_DTYPES[v.dtype],
+                           name=f"kcc_in{i}") for i, v in enumerate(inputs)]
+    fn = tf.function(_keras_call(ctx, live), autograph=False)
+    try:
+        concrete = fn.get_concrete_function(*specs)
+    except KccError:
+        raise
+    except Exception as e:  # whatever the body raises while TensorFlow traces it
+        raise ctx.fail(f"tracing its function with TensorFlow failed: {type(e).__name__}: "
+                       f"{_first_line(e)}") from e
+    tf_ops = {op.name: op.type for op in concrete.graph.get_operations()}
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
+    try:
+        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=TRACE_OPSET)
+    except Exception as e:  # tf2onnx raises plain exceptions for ops it cannot map
+        raise ctx.fail(f"tf2onnx could not convert its traced TensorFlow graph: {type(e).__name__}: "
+                       f"{_first_line(e)}. {ways_forward(ctx)}") from e
+    _patch_leftovers(model)
+    return model, tf_ops
+
+
+def ways_forward(ctx: LayerContext) -> str:
+    cls = ctx.layer.class_name
+    key = ctx.layer.name if cls == "Lambda" else cls
+    return (f"Ways forward: pass custom_conversion_functions={{{key!r}: fn}} (fn(ctx, inputs) builds IR "
+            f"with ctx.op) to lower this layer yourself, or for Core ML add_custom_layers=True to emit it as "
+            f"a Core ML custom layer; or rewrite the layer with operations kcc lowers (docs/lambda.md).")
+
+
+def trace_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
+    """Lower one call of a live layer by tracing it; returns its outputs in the IR layout."""
+    from kcc.frontends.onnx.importer import OnnxImporter, opset_of
+    from kcc.frontends.onnx.registry import UnsupportedOnnxOp
+
+    if ctx.layer.live is None:
+        raise ctx.fail("there is no live Keras layer object to trace (the model was read without Keras). "
+                       + ways_forward(ctx))
+    model, tf_ops = trace_to_onnx(ctx, inputs)
+    keras_inputs = [ctx.to_keras_layout(v) for v in inputs]
+    onnx_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(onnx_inputs) != len(keras_inputs):
+        raise ConversionError(f"layer {ctx.name!r}: traced graph has {len(onnx_inputs)} inputs, "
+                              f"the call has {len(keras_inputs)}")
+    importer = OnnxImporter(ctx.graph, opset_of(model), origin=ctx.origin, name_prefix=f"{ctx.name}/")
+    try:
+        outs = importer.import_graph(model.graph, dict(zip(onnx_inputs, keras_inputs)))
+    except UnsupportedOnnxOp as e:
+        tf_type = _tf_op_of(e.node_name, tf_ops) or e.op_type
+        raise ctx.fail(f"TensorFlow op {tf_type!r} (node {e.node_name!r}) has no kcc lowering "
+                       f"(as ONNX: {e.op_type!r}). {ways_forward(ctx)}") from None
+    except KccError as e:
+        raise ctx.fail(f"lowering its traced graph failed: {e}") from None
+    values = [importer.materialize(x, f"{ctx.name}_out{i}") for i, x in enumerate(outs)]
+    return [ctx.from_keras_layout(v) for v in values]
+
+
+def _keras_shape(v: Value) -> tuple:
+    from kcc.frontends.keras.registry import keras_shape
+    return keras_shape(v)
+
+
+def _tf_op_of(node_name: str, tf_ops: dict[str, str]) -> str | None:
+    """The TF op type of the node tf2onnx named ``node_name`` (it keeps TF names, maybe suffixed)."""
+    if node_name in tf_ops:
+        return tf_ops[node_name]
+    for name in sorted(tf_ops, key=len, reverse=True):
+        if node_name.startswith(name):
+            return tf_ops[name]
+    return None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+__all__ = ["trace_layer", "trace_to_onnx", "TF_LEFTOVERS", "TRACE_OPSET", "ways_forward"]

@@ -1,0 +1,154 @@
+"""Walk an ONNX graph and lower each node through the handler table (registry.py).
+
+The same importer serves two callers:
+
+* the ONNX frontend (``import_onnx_model``): a whole ``.onnx`` model becomes an
+  IR graph; ONNX is already channels-first, so nothing is transposed;
+* the Keras Lambda/custom-layer route: a traced layer's ONNX graph is spliced
+  into the Keras graph being built, its inputs bound to existing IR values.
+
+Values live in ``env`` as IR values or, while they are still known at
+conversion time, as numpy arrays: initializers, ``Constant`` nodes and every
+node whose inputs are all known are folded (the handler runs on a scratch graph
+and the reference interpreter evaluates it), so a constant becomes an IR
+constant only where a real node reads it. ``Shape`` of a value with symbolic
+dims and the arithmetic on it fold symbolically (symbolic.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from kcc.errors import ConversionError, KccError
+from kcc.frontends.onnx import symbolic
+from kcc.frontends.onnx.registry import OnnxNodeContext, UnsupportedOnnxOp, handler_for
+from kcc.ir import Graph, Value
+
+Known = Value | np.ndarray
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def constant_value(node: onnx.NodeProto) -> np.ndarray:
+    """The array a ``Constant`` node holds, whichever attribute spells it."""
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        if a.name == "value":
+            return numpy_helper.to_array(v)
+        if a.name in ("value_float", "value_floats"):
+            return np.asarray(v, dtype=np.float32)
+        if a.name in ("value_int", "value_ints"):
+            return np.asarray(v, dtype=np.int64)
+    raise ConversionError(f"Constant node {node.name!r} holds no value kcc can read (sparse or string constants)")
+
+
+class OnnxImporter:
+    """Lowers ONNX nodes into ``graph``; ``origin`` (if given) is recorded on every node."""
+
+    def __init__(self, graph: Graph, opset: int, *, origin: str | None = None, name_prefix: str = ""):
+        self.graph = graph
+        self.opset = opset
+        self.origin = origin
+        self.name_prefix = name_prefix
+        self.env: dict[str, Known] = {}
+
+    # ------------------------------------------------------------------ API
+    def import_graph(self, g: onnx.GraphProto, bound: dict[str, Value]) -> list[Known]:
+        """Lower ``g`` with its inputs bound to ``bound``; return its outputs in order."""
+        for init in g.initializer:
+            self.env[init.name] = numpy_helper.to_array(init)
+        self.env.update(bound)
+        for node in g.node:
+            self._lower(node)
+        try:
+            return [self.env[o.name] for o in g.output]
+        except KeyError as e:
+            raise ConversionError(f"ONNX graph output {e.args[0]!r} is never computed") from None
+
+    def materialize(self, x: Known, name: str) -> Value:
+        """An IR value for an output that folded to a constant."""
+        if isinstance(x, Value):
+            return x
+        if x.dtype == object:
+            raise ConversionError(f"output {name!r} is a shape with symbolic dims {list(x.ravel())}; "
+                                  "give the model static input shapes")
+        return self.graph.add_const(x, name)
+
+    # ------------------------------------------------------------ internals
+    def _lower(self, node: onnx.NodeProto) -> None:
+        where = node.name or node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOnnxOp(f"ONNX node {where!r} is op {node.op_type!r} of domain {node.domain!r}; "
+                                    "kcc reads only the default ONNX domain", node.op_type, node.name)
+        ins: list[Known | None] = []
+        for n in node.input:
+            if not n:
+                ins.append(None)
+            elif n in self.env:
+                ins.append(self.env[n])
+            else:
+                raise ConversionError(f"ONNX node {where!r} reads {n!r}, which nothing produces before it")
+        if node.op_type == "Constant":
+            outs: list[Known] = [constant_value(node)]
+        elif node.op_type == "Shape" and isinstance(ins[0], Value):
+            outs = [self._shape(node, ins[0])]
+        elif ins and all(isinstance(x, np.ndarray) or x is None for x in ins) and any(x is not None for x in ins):
+            outs = self._fold(node, ins)
+        else:
+            outs = self._call(node, ins, self.graph)
+        for name, v in zip(node.output, outs):
+            if name:
+                self.env[name] = v
+
+    def _handler(self, node: onnx.NodeProto):
+        handler = handler_for(node.op_type)
+        if handler is None:
+            raise UnsupportedOnnxOp(f"ONNX node {node.name or node.op_type!r} has op {node.op_type!r}, which kcc's "
+                                    "ONNX frontend cannot lower", node.op_type, node.name)
+        return handler
+
+    def _call(self, node: onnx.NodeProto, ins: list[Known | None], graph: Graph) -> list[Known]:
+        handler = self._handler(node)
+        name = self.name_prefix + (node.name or node.op_type)
+        ctx = OnnxNodeContext(graph, node, ins, self.opset, self.origin or node.name or node.op_type, name)
+        try:
+            result = handler(ctx)
+        except KccError:
+            raise
+        except Exception as e:  # an IRError from a shape function: say which node
+            raise ctx.fail(f"{type(e).__name__}: {e}") from e
+        return list(result) if isinstance(result, (list, tuple)) else [result]
+
+    def _fold(self, node: onnx.NodeProto, ins: list[Known | None]) -> list[Known]:
+        """Evaluate a node whose inputs are all known at conversion time."""
+        if any(x is not None and x.dtype == object for x in ins):
+            attrs = OnnxNodeContext(self.graph, node, [], self.opset, "", "").attrs
+            out = symbolic.evaluate(node.op_type, attrs, ins)
+            if out is None:
+                raise ConversionError(
+                    f"ONNX node {node.name or node.op_type!r} ({node.op_type}) computes on a shape with "
+                    f"symbolic dims, which kcc cannot fold; give the model static input shapes")
+            return [out]
+        scratch = Graph("fold")
+        results = self._call(node, ins, scratch)
+        from kcc.interpreter import run
+
+        env = run(scratch, {}, keep=True)
+        return [r.const if r.is_const else env[r.name] for r in results]
+
+    def _shape(self, node: onnx.NodeProto, x: Value) -> np.ndarray:
+        dims = list(x.shape)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        start, end = attrs.get("start", 0), attrs.get("end", None)
+        dims = dims[start:end]
+        if all(isinstance(d, int) for d in dims):
+            return np.asarray(dims, dtype=np.int64)
+        return np.asarray(dims, dtype=object)

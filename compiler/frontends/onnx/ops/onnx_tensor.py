@@ -1,0 +1,167 @@
+"""ONNX data movement -> IR: Transpose, Reshape, Flatten, Concat, Pad, Slice, Squeeze, Gather, Split, ..."""
+from __future__ import annotations
+
+import numpy as np
+
+from kcc.frontends.onnx.registry import OnnxNodeContext, onnx_op
+from kcc.ir import DTYPES, Value
+
+
+@onnx_op("Dropout")
+def dropout(ctx: OnnxNodeContext) -> Value:
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        raise ctx.fail("Dropout's mask output is not supported")
+    return ctx.op.identity(ctx.value(0))
+
+
+@onnx_op("Transpose")
+def transpose(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    perm = ctx.attr("perm") or list(range(x.rank))[::-1]
+    return ctx.op.transpose(x, perm=tuple(perm))
+
+
+def reshape_spec(ctx: OnnxNodeContext, x: Value, dims: list) -> tuple[int, ...]:
+    """ONNX Reshape's target with symbolic entries turned into 0 (copy that dim) or -1 (infer)."""
+    spec: list[int] = []
+    for i, d in enumerate(dims):
+        if isinstance(d, str):
+            same = d != "?" and i < x.rank and x.shape[i] == d
+            spec.append(0 if same else -1)
+        else:
+            spec.append(d)
+    if spec.count(-1) > 1:
+        raise ctx.fail(f"target shape {dims} has more than one unknown dim; give the model static input shapes")
+    return tuple(spec)
+
+
+@onnx_op("Reshape")
+def reshape(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    if ctx.attr("allowzero", 0) and 0 in ctx.dims(1):
+        raise ctx.fail("allowzero=1 with a 0 in the shape is not supported")
+    return ctx.op.reshape(x, shape=reshape_spec(ctx, x, ctx.dims(1)))
+
+
+@onnx_op("Flatten")
+def flatten(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    return ctx.op.flatten(x, axis=ctx.attr("axis", 1) % (x.rank + 1) if ctx.attr("axis", 1) < 0 else ctx.attr("axis", 1))
+
+
+@onnx_op("Concat")
+def concat(ctx: OnnxNodeContext) -> Value:
+    return ctx.op.concat(*ctx.values(), axis=ctx.attr("axis"))
+
+
+@onnx_op("Pad")
+def pad(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    pads = ctx.ints(1) if ctx.opset >= 11 else list(ctx.attr("pads"))
+    value = float(ctx.const(2).ravel()[0]) if ctx.opset >= 11 and ctx.has(2) else float(ctx.attr("value", 0.0))
+    if ctx.has(3):
+        axes = [a % x.rank for a in ctx.ints(3)]
+        full = [0] * (2 * x.rank)
+        for k, a in enumerate(axes):
+            full[a], full[a + x.rank] = pads[k], pads[k + len(axes)]
+        pads = full
+    mode = ctx.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise ctx.fail(f"pad mode {mode!r} is not supported")
+    return ctx.op.pad(x, pads=tuple(pads), mode=mode, value=value)
+
+
+@onnx_op("Slice")
+def slice_(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    if ctx.opset < 10:
+        starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
+        axes, steps = list(ctx.attr("axes", range(len(starts)))), []
+    else:
+        starts, ends = ctx.ints(1), ctx.ints(2)
+        axes = ctx.ints(3) if ctx.has(3) else list(range(len(starts)))
+        steps = ctx.ints(4) if ctx.has(4) else []
+    big = 2 ** 62
+    clamp = lambda v: max(min(v, big), -big)  # noqa: E731  (INT64 extremes mean "to the end")
+    # numpy's slice end for a negative step past the front is None, not -1.
+    ends = [None if (steps and steps[k] < 0 and e < -big // 2) else clamp(e) for k, e in enumerate(ends)]
+    if any(e is None for e in ends):
+        return _reverse_slice(ctx, x, [clamp(s) for s in starts], ends, axes, steps)
+    return ctx.op.slice(x, starts=tuple(clamp(s) for s in starts), ends=tuple(ends), axes=tuple(axes),
+                        steps=tuple(steps))
+
+
+def _reverse_slice(ctx: OnnxNodeContext, x: Value, starts, ends, axes, steps) -> Value:
+    """A negative-step slice running to the front: the end is one before index 0, spelled -(size + 1)."""
+    fixed = []
+    for s, e, a in zip(starts, ends, axes):
+        dim = x.shape[a]
+        if e is None and not isinstance(dim, int):
+            raise ctx.fail(f"a reversing slice of symbolic axis {a} is not supported")
+        fixed.append(-(dim + 1) if e is None else e)
+    return ctx.op.slice(x, starts=tuple(starts), ends=tuple(fixed), axes=tuple(axes), steps=tuple(steps))
+
+
+def _axes(ctx: OnnxNodeContext) -> list[int] | None:
+    if ctx.has(1):
+        return ctx.ints(1)
+    return ctx.attr("axes")
+
+
+@onnx_op("Squeeze")
+def squeeze(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    axes = _axes(ctx)
+    if axes is None:
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
+    return ctx.op.squeeze(x, axes=tuple(axes))
+
+
+@onnx_op("Unsqueeze")
+def unsqueeze(ctx: OnnxNodeContext) -> Value:
+    return ctx.op.unsqueeze(ctx.value(0), axes=tuple(_axes(ctx)))
+
+
+@onnx_op("Tile")
+def tile(ctx: OnnxNodeContext) -> Value:
+    return ctx.op.tile(ctx.value(0), repeats=tuple(ctx.ints(1)))
+
+
+@onnx_op("Gather")
+def gather(ctx: OnnxNodeContext) -> Value:
+    x, idx = ctx.value(0), ctx.value(1)
+    axis = ctx.attr("axis", 0)
+    if idx.is_const and isinstance(x.shape[axis], int):
+        # Negative constant indices count from the end; make them explicit.
+        fixed = np.where(idx.const < 0, idx.const + x.shape[axis], idx.const)
+        if (fixed != idx.const).any():
+            idx = ctx.op.const(fixed.astype(idx.const.dtype))
+    return ctx.op.gather(x, idx, axis=axis)
+
+
+@onnx_op("Split")
+def split(ctx: OnnxNodeContext) -> list[Value]:
+    x = ctx.value(0)
+    axis = ctx.attr("axis", 0) % x.rank
+    n = len(ctx.node.output)
+    if ctx.has(1):
+        sizes = ctx.ints(1)
+    elif ctx.attr("split"):
+        sizes = list(ctx.attr("split"))
+    else:
+        dim = x.shape[axis]
+        if not isinstance(dim, int):
+            raise ctx.fail(f"an even split of symbolic axis {axis} is not supported")
+        n = ctx.attr("num_outputs", n)
+        size = -(-dim // n)
+        sizes = [size] * (dim // size) + ([dim % size] if dim % size else [])
+    out = ctx.op.split(x, axis=axis, sizes=tuple(sizes))
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+@onnx_op("Expand")
+def expand(ctx: OnnxNodeContext) -> Value:
+    """Broadcast to a shape: a multiply by ones of the target shape (static targets only)."""
+    x = ctx.value(0)
+    ones = ctx.op.const(np.ones(ctx.ints(1), dtype=DTYPES[x.dtype]))
+    return ctx.op.mul(x, ones)

@@ -1,0 +1,152 @@
+"""The ONNX frontend's table: ONNX op_type -> handler lowering one node to IR.
+
+    @onnx_op("Relu")
+    def relu(ctx: OnnxNodeContext) -> Value:
+        return ctx.op.relu(ctx.value(0))
+
+A handler reads its inputs through ``ctx`` (``ctx.value(i)`` an IR value,
+``ctx.const(i)`` a numpy array for operands that must be constant, ``ctx.dims(i)``
+a shape operand whose entries may be symbolic dims) and returns its output
+value(s). The importer (importer.py) folds nodes whose inputs are all constant
+by running the handler on a scratch graph, so handlers never special-case
+constants.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from kcc.builder import GraphBuilder
+from kcc.errors import ConversionError
+from kcc.ir import Graph, Value, dtype_of
+
+Handler = Callable[["OnnxNodeContext"], Any]
+_HANDLERS: dict[str, Handler] = {}
+
+# ONNX TensorProto element type -> IR dtype.
+ONNX_DTYPES: dict[int, str] = {1: "f32", 10: "f16", 11: "f32", 3: "i8", 6: "i32", 7: "i64", 2: "u8", 9: "bool"}
+
+
+def onnx_op(*op_types: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        for name in op_types:
+            if name in _HANDLERS:
+                raise AssertionError(f"ONNX op {name} has two handlers")
+            _HANDLERS[name] = fn
+        return fn
+    return deco
+
+
+def handler_for(op_type: str) -> Handler | None:
+    _load_all()
+    return _HANDLERS.get(op_type)
+
+
+def supported_op_types() -> list[str]:
+    _load_all()
+    return sorted(_HANDLERS)
+
+
+def _load_all() -> None:
+    import kcc.frontends.onnx.ops  # noqa: F401  (registers every handler)
+
+
+def ir_dtype(elem_type: int, where: str) -> str:
+    try:
+        return ONNX_DTYPES[elem_type]
+    except KeyError:
+        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() \
+            else str(elem_type)
+        raise ConversionError(f"{where}: ONNX element type {name} has no IR equivalent") from None
+
+
+class UnsupportedOnnxOp(ConversionError):
+    """An ONNX node no handler knows; carries the op type and node name for callers' messages."""
+
+    def __init__(self, message: str, op_type: str, node_name: str):
+        super().__init__(message)
+        self.op_type = op_type
+        self.node_name = node_name
+
+
+class OnnxNodeContext:
+    """What a handler may use while lowering one ONNX node."""
+
+    def __init__(self, graph: Graph, node: onnx.NodeProto, inputs: list[Value | np.ndarray | None],
+                 opset: int, origin: str, name: str):
+        self.graph = graph
+        self.node = node
+        self.inputs = inputs
+        self.opset = opset
+        self.origin = origin
+        self.op = GraphBuilder(graph, origin=origin, name=name)
+        self.attrs: dict[str, Any] = {a.name: _attr_value(a) for a in node.attribute}
+        self._materialized: dict[int, Value] = {}
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    def has(self, i: int) -> bool:
+        return i < len(self.inputs) and self.inputs[i] is not None
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+    def fail(self, message: str) -> ConversionError:
+        return ConversionError(f"ONNX node {self.node.name or self.node.op_type!r} ({self.node.op_type}): {message}")
+
+    def value(self, i: int) -> Value:
+        """Input ``i`` as an IR value (a constant operand becomes a graph constant)."""
+        x = self.inputs[i] if i < len(self.inputs) else None
+        if x is None:
+            raise self.fail(f"input {i} is missing")
+        if isinstance(x, Value):
+            return x
+        if i not in self._materialized:
+            if x.dtype == object:
+                raise self.fail(f"input {i} is a shape computed from symbolic dims {list(x.ravel())}, "
+                                "used as data; give the model static shapes (input_name_shape_dict)")
+            dtype_of(x)  # refuse dtypes the IR lacks, with the IR's message
+            self._materialized[i] = self.op.const(x)
+        return self._materialized[i]
+
+    def values(self) -> list[Value]:
+        return [self.value(i) for i in range(len(self.inputs)) if self.inputs[i] is not None]
+
+    def is_const(self, i: int) -> bool:
+        x = self.inputs[i] if i < len(self.inputs) else None
+        return isinstance(x, np.ndarray) and x.dtype != object
+
+    def const(self, i: int) -> np.ndarray:
+        """Input ``i`` as a numpy array; it must be a constant (an initializer or folded)."""
+        x = self.inputs[i] if i < len(self.inputs) else None
+        if isinstance(x, np.ndarray) and x.dtype != object:
+            return x
+        if isinstance(x, Value) and x.is_const:
+            return x.const
+        raise self.fail(f"input {i} must be a constant (kcc needs it at conversion time)")
+
+    def dims(self, i: int) -> list[int | str]:
+        """A shape operand: ints, or symbols where it was computed from a symbolic dim."""
+        x = self.inputs[i] if i < len(self.inputs) else None
+        if isinstance(x, np.ndarray):
+            return [d if isinstance(d, str) else int(d) for d in x.ravel().tolist()]
+        return [int(d) for d in self.const(i).ravel()]
+
+    def ints(self, i: int) -> list[int]:
+        return [int(d) for d in self.const(i).ravel()]
+
+
+def _attr_value(a: onnx.AttributeProto) -> Any:
+    v = helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(v)
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [s.decode("utf-8") for s in v]
+    return v

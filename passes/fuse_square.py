@@ -1,0 +1,45 @@
+"""fuse_square: ``x * x`` and ``pow(x, 2)`` -> ``square(x)``.
+
+Runs before the activation and normalization fusions, whose patterns then
+need one spelling of a square (``gelu``'s x**3 is ``square(x) * x``, a
+variance is ``reduce_mean(square(x - mean))``).
+
+Before::
+
+    %mul: f32[N,10] = mul(%x, %x)
+
+After::
+
+    %square: f32[N,10] = square(%x)
+
+Not fused: ``x * y`` with y another value, integer tensors, or a ``pow`` whose
+exponent is not the constant 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kcc.ir import Graph
+from kcc.passes._match import same_type
+from kcc.pattern import RewriteRule, apply_rules
+from kcc.pipeline import Pass, register_pass
+
+
+def _check(graph, x, root):
+    return same_type(root, x)
+
+
+RULES = [
+    RewriteRule("mul_self", lambda op, x: op.mul(x, x, _capture="root"), lambda op, x, root: op.square(x), _check),
+    RewriteRule("pow_2", lambda op, x: op.pow(x, 2.0, _capture="root"), lambda op, x, root: op.square(x), _check),
+]
+
+
+@register_pass
+@dataclass
+class FuseSquare(Pass):
+    name = "fuse_square"
+    after = ("fold_identity",)
+
+    def run(self, graph: Graph) -> bool:
+        return apply_rules(graph, RULES)
