@@ -189,9 +189,22 @@ class RewriteRule:
             if old.type != nv.type:
                 raise IRError(f"rule {self.name} replaced {old!r} by {nv!r} of another type")
             graph.replace_all_uses(old, nv)
-        for n in reversed(match.nodes):
-            if graph.has_value(n.outputs[0].name) and all(not graph.uses(o) and not graph.is_output(o) for o in n.outputs):
+        # Remove the matched nodes that are now dead, users before producers:
+        # repeat until nothing more goes (a shared inner node dies last).
+        pending = list(match.nodes)
+        while True:
+            dead = [n for n in pending if _alive(graph, n)
+                    and all(not graph.uses(o) and not graph.is_output(o) for o in n.outputs)]
+            if not dead:
+                break
+            for n in dead:
                 graph.remove_node(n)
+                # A constant only the removed node read goes with it.
+                for v in n.inputs:
+                    if v is not None and v.is_const and graph.has_value(v.name) and graph.value(v.name) is v \
+                            and not graph.uses(v) and not graph.is_output(v):
+                        graph.remove_value(v)
+            pending = [n for n in pending if n not in dead]
 
 
 def apply_rules(graph: Graph, rules: list[RewriteRule], max_iterations: int = 100) -> bool:

@@ -15,6 +15,8 @@ After::
 
     %conv_1: f32[N,8,6,6] = conv(%x, %w, %conv_bias)
 
+``c - y`` folds too (scale -1, shift c).
+
 Before (scale folding)::
 
     %dense: f32[N,10] = dense(%x, %w, %b)
@@ -30,7 +32,7 @@ The pass also carries fold_batchnorm's rules, so chains in any order
 Not folded: the constant varies along another axis than the channels (or
 would widen the output), the producer's output has another reader, the
 producer carries a fused activation, its weights are not constant, a divisor
-has a zero, or the operand order is ``c - y`` / ``c / y``.
+has a zero, or the constant is divided by the output (``c / y`` is not affine).
 """
 from __future__ import annotations
 
@@ -45,10 +47,12 @@ from kcc.passes._match import CHANNEL_PRODUCERS, foldable_producer, folded_weigh
 from kcc.pattern import RewriteRule, apply_rules
 from kcc.pipeline import Pass, register_pass
 
-# Elementwise op with the constant on the right -> (scale, shift) of the per-channel vector c.
+# Elementwise op with the constant on the right (``rsub``: c - y) -> (scale, shift) of the
+# per-channel vector c.
 _AFFINE: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
     "add": lambda c: (np.ones_like(c), c),
     "sub": lambda c: (np.ones_like(c), -c),
+    "rsub": lambda c: (-np.ones_like(c), c),  # c - y
     "mul": lambda c: (c, np.zeros_like(c)),
     "div": lambda c: (1.0 / c, np.zeros_like(c)),
 }
@@ -68,20 +72,27 @@ def _check(graph, x, w, c, prod, root, b=None):
     return None
 
 
+def _kind(root, c) -> str:
+    return "rsub" if root.op == "sub" and root.inputs[0] is c else root.op
+
+
 def _rewrite(op, x, w, c, prod, root, b=None):
-    scale, shift = _AFFINE[root.op](per_channel(c, prod.outputs[0].type))
+    scale, shift = _AFFINE[_kind(root, c)](per_channel(c, prod.outputs[0].type))
     w2, b2 = folded_weights(prod, w, b, scale, shift)
     return getattr(op, prod.op)(x, op.const(w2, name=w.name), op.const(b2, name=f"{prod.name}_bias"),
                                 **prod.attrs)
 
 
 def _make_rule(prod_op: str, affine: str, with_bias: bool) -> RewriteRule:
+    def apply(op, y, c):
+        return op.sub(c, y, _capture="root") if affine == "rsub" else getattr(op, affine)(y, c, _capture="root")
+
     if with_bias:
         def pattern(op, x, w, b, c):
-            return getattr(op, affine)(getattr(op, prod_op)(x, w, b, _capture="prod"), c, _capture="root")
+            return apply(op, getattr(op, prod_op)(x, w, b, _capture="prod"), c)
     else:
         def pattern(op, x, w, c):
-            return getattr(op, affine)(getattr(op, prod_op)(x, w, None, _capture="prod"), c, _capture="root")
+            return apply(op, getattr(op, prod_op)(x, w, None, _capture="prod"), c)
 
     return RewriteRule(f"{affine}_into_{prod_op}{'' if with_bias else '_nobias'}", pattern, _rewrite, _check)
 

@@ -4,7 +4,8 @@ Exact form, 0.5 * x * (1 + erf(x / sqrt(2))), in the spellings traced bodies
 produce: the erf argument as ``x / 1.41421..`` or ``x * 0.70710..``; the
 product of 0.5, x and (1 + erf) in any association (``(x*0.5)*p``,
 ``(x*p)*0.5``, ``x*(p*0.5)``, ``(x*p)/2``, ``(x/2)*p``, ``x*(p/2)``) and
-``x * (0.5 + 0.5*erf(..))``. Tanh form, 0.5 * x * (1 + tanh(sqrt(2/pi) *
+``x * (0.5 + 0.5*erf(..))``; and tf.nn.gelu's ``0.5 * x * erfc(-x / sqrt(2))``
+with erfc lowered as ``1 - erf(..)``. Tanh form, 0.5 * x * (1 + tanh(sqrt(2/pi) *
 (x + 0.044715 * x**3))), with the same products and x**3 as ``square(x) * x``
 or ``pow(x, 3)`` (run fuse_square first: ``x*x*x`` becomes ``square(x)*x``),
 the inner sum also as ``x * (1 + 0.044715 * x**2)`` or with sqrt(2/pi)
@@ -50,6 +51,12 @@ def _erf_args(op, x):
     return {"div_sqrt2": op.div(x, SQRT2), "mul_rsqrt2": op.mul(x, 1.0 / SQRT2)}
 
 
+def _neg_erf_args(op, x):
+    """-x / sqrt(2) spelled out: erfc(-x / sqrt2) = 1 - erf(-x / sqrt2) is tf.nn.gelu's form."""
+    return {"neg_mul": op.mul(op.neg(x), 1.0 / SQRT2), "neg_div": op.div(op.neg(x), SQRT2),
+            "mul_neg": op.mul(x, -1.0 / SQRT2), "neg_of_mul": op.neg(op.mul(x, 1.0 / SQRT2))}
+
+
 def _cubes(op, x):
     return {"sq_x": op.mul(op.square(x), x), "pow3": op.pow(x, 3.0)}
 
@@ -63,38 +70,55 @@ def _tanh_args(op, x):
     return out
 
 
-# How 0.5, x and (1 + t) multiply: name -> pattern(op, x, t); the outermost op is the root.
+# How 0.5, x and p = (1 + t) multiply: name -> pattern(op, x, p); the outermost op is the root.
 _PRODUCTS: dict[str, Callable] = {
-    "x_half_p": lambda op, x, t: op.mul(op.mul(x, 0.5), op.add(t, 1.0), _capture="root"),
-    "x_p_half": lambda op, x, t: op.mul(op.mul(x, op.add(t, 1.0)), 0.5, _capture="root"),
-    "x_phalf": lambda op, x, t: op.mul(x, op.mul(op.add(t, 1.0), 0.5), _capture="root"),
-    "xp_div2": lambda op, x, t: op.div(op.mul(x, op.add(t, 1.0)), 2.0, _capture="root"),
-    "xdiv2_p": lambda op, x, t: op.mul(op.div(x, 2.0), op.add(t, 1.0), _capture="root"),
-    "x_pdiv2": lambda op, x, t: op.mul(x, op.div(op.add(t, 1.0), 2.0), _capture="root"),
-    "x_half_plus_half_t": lambda op, x, t: op.mul(x, op.add(op.mul(t, 0.5), 0.5), _capture="root"),
+    "x_half_p": lambda op, x, p: op.mul(op.mul(x, 0.5), p, _capture="root"),
+    "x_p_half": lambda op, x, p: op.mul(op.mul(x, p), 0.5, _capture="root"),
+    "x_phalf": lambda op, x, p: op.mul(x, op.mul(p, 0.5), _capture="root"),
+    "xp_div2": lambda op, x, p: op.div(op.mul(x, p), 2.0, _capture="root"),
+    "xdiv2_p": lambda op, x, p: op.mul(op.div(x, 2.0), p, _capture="root"),
+    "x_pdiv2": lambda op, x, p: op.mul(x, op.div(p, 2.0), _capture="root"),
 }
+
+
+def _half_plus_half(op, x, t):
+    """x * (0.5 + 0.5 * t)."""
+    return op.mul(x, op.add(op.mul(t, 0.5), 0.5), _capture="root")
 
 
 def _check(graph, x, root):
     return same_type(root, x)
 
 
+def _factors(op, x) -> dict[str, tuple[object, object]]:
+    """name -> (p = 1 + t, t) for every spelling of the erf and tanh factors, and whether approximate."""
+    out = {}
+    for a, arg in _erf_args(op, x).items():
+        t = op.erf(arg)
+        out[f"erf_{a}"] = (op.add(t, 1.0), t)
+    for a, arg in _neg_erf_args(op, x).items():
+        out[f"erfc_{a}"] = (op.sub(1.0, op.erf(arg)), None)
+    for a, arg in _tanh_args(op, x).items():
+        t = op.tanh(arg)
+        out[f"tanh_{a}"] = (op.add(t, 1.0), t)
+    return out
+
+
 def _rules() -> list[RewriteRule]:
     from kcc.pattern import PatternBuilder
 
-    probe = PatternBuilder()
     rules = []
-    for pname, product in _PRODUCTS.items():
-        for aname in _erf_args(probe, None):
-            def build(op, x, product=product, aname=aname):
-                return product(op, x, op.erf(_erf_args(op, x)[aname]))
-            rules.append(RewriteRule(f"gelu_erf_{aname}_{pname}", on_x(build),
-                                     lambda op, x, root: op.gelu(x), _check))
-        for aname in _tanh_args(probe, None):
-            def build(op, x, product=product, aname=aname):
-                return product(op, x, op.tanh(_tanh_args(op, x)[aname]))
-            rules.append(RewriteRule(f"gelu_tanh_{aname}_{pname}", on_x(build),
-                                     lambda op, x, root: op.gelu(x, approximate=True), _check))
+    for fname, (_, t) in _factors(PatternBuilder(), None).items():
+        rewrite = (lambda op, x, root: op.gelu(x, approximate=True)) if fname.startswith("tanh") else \
+            (lambda op, x, root: op.gelu(x))
+        for pname, product in _PRODUCTS.items():
+            def build(op, x, product=product, fname=fname):
+                return product(op, x, _factors(op, x)[fname][0])
+            rules.append(RewriteRule(f"gelu_{fname}_{pname}", on_x(build), rewrite, _check))
+        if t is not None:
+            def build(op, x, fname=fname):
+                return _half_plus_half(op, x, _factors(op, x)[fname][1])
+            rules.append(RewriteRule(f"gelu_{fname}_x_half_plus_half_t", on_x(build), rewrite, _check))
     return rules
 
 

@@ -1,0 +1,156 @@
+"""The Core ML backend: IR graph -> a NeuralNetwork ``coremltools.models.MLModel``.
+
+The protobuf (``coremltools.proto``) is written directly: each IR op maps to
+layers through the table in context.py (filled by the emit_* modules), weights
+go in as bytes. The boundary is channels-first (the IR's layout), so a Keras
+``(N, 28, 28, 1)`` input is a Core ML ``(1, 28, 28)`` input or a 28x28 image.
+
+Blob layout (context.py): the model is emitted in the rank-5 layout of
+specification 1 when every op has a rank-5 form, as the old Keras converter's
+models were; otherwise the whole model is emitted again with ND layers
+(specification 4, ``EXACT_ARRAY_MAPPING``), where the declared shapes are the IR
+shapes with batch 1. Sequences ``(N, F, T)`` hold a unit H axis in the rank-5
+layout (``(F, 1, T)``); ops that need them in another form (recurrent layers)
+use ND layers. The specification version is the lowest the model needs
+(spec_version.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kcc.backends import Target, register_target
+from kcc.backends.coreml import (  # noqa: F401  (fill the table)
+    custom, emit_activation, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor)
+from kcc.backends.coreml.context import CoremlContext, NeedsND, Requirement, origin_of, supported_ops
+from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs
+from kcc.backends.coreml.options import DEFAULTS, CoremlOptions, add_cli_arguments, options_from_cli, parse_options
+from kcc.backends.coreml.spec_version import ND_VERSION, lowest_version, os_name
+from kcc.backends.coreml.updatable import make_updatable
+from kcc.errors import ConversionError
+from kcc.ir import Graph
+
+# The Core ML pipeline: NeuralNetwork has no conv/dense with a built-in
+# activation, so fuse_activation gets an empty table.
+PIPELINE = (
+    "fold_identity",
+    "fold_batchnorm",
+    "fold_flatten_transpose",
+    "cancel_transposes",
+    ("fuse_activation", {"fusable": {}}),
+    "dce",
+)
+
+
+def _blob_names(graph: Graph) -> dict[str, str]:
+    """IR value name -> blob name: outputs take their output names; clashing inner values are renamed."""
+    names: dict[str, str] = {}
+    out_names = set(graph.output_names)
+    for v in graph.values():
+        names[v.name] = v.name if v.name not in out_names else f"{v.name}__inner"
+    for v, n in zip(graph.outputs, graph.output_names):
+        names[v.name] = n
+    return {k: v for k, v in names.items() if not graph.value(k).is_const}
+
+
+def _separate_outputs(graph: Graph) -> None:
+    """An output that is a graph input, or the same value twice, gets its own identity node."""
+    seen: set[str] = set()
+    fixed = []
+    for v, n in zip(graph.outputs, graph.output_names):
+        if v in graph.inputs or v.name in seen:
+            v = graph.add_node("identity", [v], {}, name=n).output
+        seen.add(v.name)
+        fixed.append(v)
+    graph.set_outputs(fixed, graph.output_names)
+
+
+def _network(spec: Any, opts: CoremlOptions) -> Any:
+    return spec.neuralNetworkClassifier if opts.class_labels is not None else spec.neuralNetwork
+
+
+def _emit_layers(graph: Graph, opts: CoremlOptions, nd: bool) -> tuple[Any, CoremlContext]:
+    from coremltools.proto import Model_pb2
+
+    spec = Model_pb2.Model()
+    network = _network(spec, opts)
+    network.SetInParent()
+    names = _blob_names(graph)
+    ctx = CoremlContext(graph, network, nd=nd, float16=opts.float16, names=names)
+    ctx._taken.update(names.values())
+    if not nd:
+        ctx.seq = emit_recurrent.sequence_values(graph)
+    for node in graph.nodes():
+        ctx.run(node)
+    add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too
+    add_outputs(ctx, spec, network, graph, opts)
+    if nd:
+        from coremltools.proto import NeuralNetwork_pb2
+
+        network.arrayInputShapeMapping = NeuralNetwork_pb2.EXACT_ARRAY_MAPPING
+        network.imageInputShapeMapping = NeuralNetwork_pb2.RANK4_IMAGE_MAPPING
+    return spec, ctx
+
+
+def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> Any:
+    """The ``Model_pb2.Model`` for ``graph``: layers, interface, metadata, updates, spec version.
+
+    ``force_nd`` skips the rank-5 attempt (tests use it to exercise every ND emitter).
+    """
+    _separate_outputs(graph)
+    try:
+        if force_nd:
+            raise NeedsND(None, "force_nd=True")  # type: ignore[arg-type]
+        spec, ctx = _emit_layers(graph, opts, nd=False)
+    except NeedsND as e:
+        node = e.node
+        where = f"node {node.name} ({node.op}){origin_of(node)}" if node is not None else "the model"
+        if opts.target_version is not None and opts.target_version < ND_VERSION:
+            raise ConversionError(
+                f"minimum_deployment_target={opts.target_name!r} cannot hold this model: {where} needs ND "
+                f"layers ({e.why}), which need {os_name(ND_VERSION)} or newer. Raise "
+                f"minimum_deployment_target to {os_name(ND_VERSION)} or change the layer.") from None
+        spec, ctx = _emit_layers(graph, opts, nd=True)
+        ctx.requirements.append(Requirement(ND_VERSION, f"{where}: ND layers ({e.why})"))
+    network = _network(spec, opts)
+    add_metadata(spec, opts)
+    if opts.float16:
+        ctx.require(2, None, "float16 weights (model_precision='float16')")
+    if opts.respect_trainable:
+        make_updatable(ctx, spec, network, graph)
+    spec.specificationVersion = lowest_version(ctx.requirements, opts.target_version, opts.target_name)
+    return spec
+
+
+def emit_coreml(graph: Graph, options: dict[str, Any]) -> Any:
+    """Emit ``graph`` as a ``coremltools.models.MLModel`` (options: see options.py)."""
+    opts = parse_options(options)
+    spec = build_spec(graph, opts)
+    return to_mlmodel(spec)
+
+
+def to_mlmodel(spec: Any) -> Any:
+    import warnings
+
+    import coremltools as ct
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ct.models.MLModel(spec)
+        except Exception as e:  # noqa: BLE001 - coremltools' validation: a kcc bug, say so
+            raise ConversionError(f"kcc produced a Core ML spec that coremltools rejects (a kcc bug; please "
+                                  f"report it): {e}") from e
+
+
+TARGET = register_target(Target(
+    name="coreml",
+    pipeline=PIPELINE,
+    emit=emit_coreml,
+    default_boundary="channels_first",
+    options=dict(DEFAULTS),
+    suffix=".mlmodel",
+    add_cli_arguments=add_cli_arguments,
+    options_from_cli=options_from_cli,
+))
+
+__all__ = ["emit_coreml", "build_spec", "supported_ops", "TARGET", "PIPELINE"]

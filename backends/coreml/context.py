@@ -118,7 +118,10 @@ class CoremlContext:
     layers_of: dict[str, list[Any]] = field(default_factory=dict)
     # nodes an emitter consumed as part of another node (e.g. transpose folded into flatten)
     skipped: set[str] = field(default_factory=set)
+    # time-major recurrent sequences: the [T, N, C, 1, 1] blobs of the rank-5 layout
+    seq: set[str] = field(default_factory=set)
     _taken: set[str] = field(default_factory=set)
+    _layer_names: set[str] = field(default_factory=set)
     _current: Node | None = None
 
     # -- naming
@@ -133,7 +136,7 @@ class CoremlContext:
 
     def fresh(self, hint: str) -> str:
         n, i = hint, 0
-        while n in self._taken or n in self.names.values():
+        while n in self._taken:
             i += 1
             n = f"{hint}__{i}"
         self._taken.add(n)
@@ -145,7 +148,7 @@ class CoremlContext:
         """Append a layer of oneof type ``kind``; returns (layer message, its params message)."""
         node = self._current
         lyr = self.network.layers.add()
-        lyr.name = self.fresh(name or (node.name if node is not None else kind))
+        lyr.name = self._layer_name(name or (node.name if node is not None else kind))
         lyr.input.extend(inputs)
         if outputs is None:
             outputs = [self.fresh(f"{lyr.name}_out")]
@@ -157,6 +160,14 @@ class CoremlContext:
         if node is not None:
             self.layers_of.setdefault(node.name, []).append(lyr)
         return lyr, params
+
+    def _layer_name(self, hint: str) -> str:
+        n, i = hint, 0
+        while n in self._layer_names:
+            i += 1
+            n = f"{hint}__{i}"
+        self._layer_names.add(n)
+        return n
 
     def tmp(self, hint: str = "t") -> str:
         base = self._current.name if self._current is not None else "t"
@@ -185,7 +196,7 @@ class CoremlContext:
         for i, d in enumerate(v.shape):
             if isinstance(d, int):
                 out.append(d)
-            elif i == 0:
+            elif i == 0 or d == "N":   # the batch axis (axis 1 of time-major sequences)
                 out.append(1)
             else:
                 where = node if node is not None else self._current
@@ -197,6 +208,8 @@ class CoremlContext:
 
     def chw(self, v: Value) -> tuple[int, int, int]:
         """The rank-5 layout's (C, H, W) of an IR value (NeedsND for ranks it cannot hold)."""
+        if v.name in self.seq:
+            raise NeedsND(self._current, f"the recurrent sequence {v.name} is used by a non-recurrent op")
         d = self.dims(v)
         if len(d) == 2:
             return (d[1], 1, 1)
@@ -211,27 +224,27 @@ class CoremlContext:
         return self.dims(v) if self.nd else self.chw(v)
 
     # -- constants
+    def constant(self, array: np.ndarray, hint: str, chw: tuple[int, ...] | None = None) -> str:
+        """A blob holding ``array``: loadConstantND (its own shape) or loadConstant (shape ``chw``)."""
+        arr = np.asarray(array, dtype=np.float32)
+        blob = self.fresh(hint)
+        if self.nd:
+            _, p = self.layer("loadConstantND", [], blob, name=blob)
+            shape = arr.shape or (1,)
+            p.shape.extend(int(s) for s in shape)
+            set_weights(p.data, arr.reshape(shape))
+            self.require(4, self._current, "loadConstantND")
+        else:
+            shape = chw if chw is not None else _const_chw(arr)
+            if shape is None:
+                raise NeedsND(self._current, f"a constant of shape {arr.shape} has no CHW form")
+            _, p = self.layer("loadConstant", [], blob, name=blob)
+            p.shape.extend(int(s) for s in shape)
+            set_weights(p.data, arr.reshape(shape))
+        return blob
+
     def _emit_constant(self, v: Value) -> None:
-        arr = np.asarray(v.const, dtype=np.float32)
-        blob = self.fresh(v.name)
-        self.names[v.name] = blob
-        saved, self._current = self._current, None
-        try:
-            if self.nd:
-                lyr, p = self.layer("loadConstantND", [], blob, name=blob)
-                shape = arr.shape or (1,)
-                p.shape.extend(int(s) for s in shape)
-                set_weights(p.data, arr.reshape(shape))
-                self.require(4, None, f"constant {v.name} uses loadConstantND")
-            else:
-                shape = _const_chw(arr)
-                if shape is None:
-                    raise NeedsND(saved, f"constant {v.name} of shape {arr.shape} has no CHW form")
-                lyr, p = self.layer("loadConstant", [], blob, name=blob)
-                p.shape.extend(shape)
-                set_weights(p.data, arr.reshape(shape))
-        finally:
-            self._current = saved
+        self.names[v.name] = self.constant(v.const, v.name)
 
     def run(self, node: Node) -> None:
         self._current = node

@@ -26,8 +26,20 @@ _ELEM = {"f16": TensorProto.FLOAT16, "f32": TensorProto.FLOAT, "f64": TensorProt
 # fuse_activation gets an empty table and leaves activations as their own nodes.
 PIPELINE = (
     "fold_identity",
+    # Decomposed activations / normalizations (traced Lambda bodies) -> fused IR ops.
+    "fold_idempotent",
+    "fuse_square",
+    "fuse_clip",
+    "fuse_leaky_relu",
+    "fuse_silu",
+    "fuse_mish",
+    "fuse_gelu",
+    "fuse_hard_silu",
+    "fuse_normalization",
     "fold_batchnorm",
+    "fold_channel_affine",
     "fold_flatten_transpose",
+    "fold_layout_reshape",
     "cancel_transposes",
     ("fuse_activation", {"fusable": {}}),
     "dce",

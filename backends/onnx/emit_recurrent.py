@@ -9,14 +9,16 @@ are left unnamed so the runtime need not produce them.
 
 Activations use ONNX's recurrent activation names; parameters go in
 ``activation_alpha/beta``, consumed in activation order by the functions that
-take them (onnxruntime's reading of the spec).
+take them (onnxruntime's reading of the spec). A node using an activation ONNX's
+recurrent ops cannot name (selu, silu, gelu, ...) becomes a ``Scan`` over time
+instead (emit_recurrent_scan.py), as is every ``conv_lstm`` node.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from kcc.backends.onnx.context import OnnxContext, onnx_emitter
-from kcc.errors import UnsupportedOpError
+from kcc.backends.onnx.emit_recurrent_scan import emit_cell_scan, emit_conv_lstm_scan
 from kcc.ir import Node, Value
 
 _ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -27,7 +29,7 @@ ONNX_ACTIVATIONS: dict[str, tuple[str, float | None, float | None]] = {
     "relu": ("Relu", None, None),
     "tanh": ("Tanh", None, None),
     "sigmoid": ("Sigmoid", None, None),
-    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # alpha: the node's hard_sigmoid_alpha
     "softsign": ("Softsign", None, None),
     "softplus": ("Softplus", None, None),
     "elu": ("Elu", 1.0, None),
@@ -35,18 +37,20 @@ ONNX_ACTIVATIONS: dict[str, tuple[str, float | None, float | None]] = {
 }
 
 
-def _activation_attrs(node: Node) -> dict:
-    names = [node.attrs["activation"]] if node.op == "rnn" else \
-        [node.attrs["recurrent_activation"], node.attrs["activation"]] + \
+def _activation_names(node: Node) -> list[str]:
+    """The ONNX op's activation list: (f,) for RNN, (f, g) for GRU, (f, g, h) for LSTM."""
+    if node.op == "rnn":
+        return [node.attrs["activation"]]
+    return [node.attrs["recurrent_activation"], node.attrs["activation"]] + \
         ([node.attrs["activation"]] if node.op == "lstm" else [])
+
+
+def _activation_attrs(node: Node) -> dict:
     acts, alphas, betas = [], [], []
-    for name in names:
-        if name not in ONNX_ACTIVATIONS:
-            where = f" (from layer {node.origin!r})" if node.origin else ""
-            raise UnsupportedOpError(
-                f"{node.op} node {node.name}{where} uses activation {name!r}, which ONNX {_ONNX_OP[node.op]} cannot "
-                f"express (it has {', '.join(sorted(ONNX_ACTIVATIONS))}); use one of those, or target='coreml'")
+    for name in _activation_names(node):
         onnx_name, alpha, beta = ONNX_ACTIVATIONS[name]
+        if name == "hard_sigmoid":
+            alpha = node.attrs["hard_sigmoid_alpha"]
         acts.append(onnx_name)
         alphas += [] if alpha is None else [alpha]
         betas += [] if beta is None else [beta]
@@ -68,6 +72,9 @@ def _used(ctx: OnnxContext, v: Value) -> bool:
 
 @onnx_emitter("rnn", "lstm", "gru")
 def _recurrent(ctx: OnnxContext, node: Node) -> None:
+    if not all(name in ONNX_ACTIVATIONS for name in _activation_names(node)):
+        emit_cell_scan(ctx, node)
+        return
     x, w, r, b, *states = node.inputs
     hidden = r.shape[1]
     inputs = [ctx.name(x), _with_direction_axis(ctx, w), _with_direction_axis(ctx, r),
@@ -86,3 +93,9 @@ def _recurrent(ctx: OnnxContext, node: Node) -> None:
         if name:
             ctx.add("Squeeze", [name, ctx.ints([1 if i == 0 else 0], "axes")], [ctx.out(node, i)],
                     hint=f"{node.name}_squeeze")
+
+
+@onnx_emitter("conv_lstm")
+def _conv_lstm(ctx: OnnxContext, node: Node) -> None:
+    """ONNX has no convolutional LSTM: always a Scan over time."""
+    emit_conv_lstm_scan(ctx, node)

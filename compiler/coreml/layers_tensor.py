@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcc.coreml import proto
 from kcc.coreml.registry import LayerContext, layer
 
 
@@ -57,8 +58,7 @@ def _scatter_into(out: np.ndarray, index, updates: np.ndarray, mode: str) -> Non
 
 
 def _mode_name(p) -> str:
-    from coremltools.proto import NeuralNetwork_pb2
-    return NeuralNetwork_pb2.ScatterMode.Name(p.mode)
+    return proto.module("NeuralNetwork_pb2").ScatterMode.Name(p.mode)
 
 
 @layer("scatter")

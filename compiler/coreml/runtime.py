@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from kcc.coreml import images, registry
+from kcc.coreml import images, proto, registry
 from kcc.coreml.registry import ControlFlowSignal, LayerContext
 from kcc.errors import KccError, RuntimeModelError
 
@@ -46,9 +46,8 @@ _OUTPUT_DTYPES = {"FLOAT32": np.float32, "DOUBLE": np.float64, "INT32": np.int32
 
 def load_spec(model_or_path: Any):
     """The ``Model_pb2.Model`` of an MLModel, a spec, or a .mlmodel file path."""
-    from coremltools.proto import Model_pb2
-
-    if isinstance(model_or_path, Model_pb2.Model):
+    model_pb2 = proto.module("Model_pb2")
+    if isinstance(model_or_path, model_pb2.Model):
         return model_or_path
     if hasattr(model_or_path, "get_spec"):
         return model_or_path.get_spec()
@@ -63,7 +62,7 @@ def load_spec(model_or_path: Any):
                 data = f.read()
         except OSError as e:
             raise RuntimeModelError(f"cannot read model file {path}: {e.strerror}") from None
-        spec = Model_pb2.Model()
+        spec = model_pb2.Model()
         try:
             spec.ParseFromString(data)
         except Exception:

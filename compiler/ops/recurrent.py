@@ -47,8 +47,9 @@ keeps each output **at the position of its input** (ONNX and Core ML
 ``go_backwards=True`` returns that sequence reversed in time; the frontend adds
 the reversal.
 
-Activations are IR unary op names applied with their default attributes
-(``hard_sigmoid`` is Keras 3's ``clip(x/6 + 1/2, 0, 1)``), or ``linear``.
+Activations are IR unary op names applied with their default attributes, or
+``linear``; ``hard_sigmoid`` is ``clip(hard_sigmoid_alpha * x + 1/2, 0, 1)``
+(the attribute is 1/6 for Keras 3, 0.2 for Keras 2 files).
 """
 from __future__ import annotations
 
@@ -68,12 +69,17 @@ RECURRENT_ACTIVATIONS: tuple[str, ...] = (
     "leaky_relu", "silu", "gelu", "hard_silu", "mish", "exp")
 
 
-def apply_named(name: str, x: np.ndarray) -> np.ndarray:
-    """Apply the activation ``name`` with its op's default attributes."""
+def activation_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The IR attributes of activation ``name`` inside a recurrent op with attributes ``attrs``."""
+    params = {"alpha": attrs["hard_sigmoid_alpha"], "beta": 0.5} if name == "hard_sigmoid" else {}
+    return get_op(name).normalize_attrs(params, where=name)
+
+
+def apply_named(name: str, x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """Apply the activation ``name`` of a recurrent op with attributes ``attrs``."""
     if name == "linear":
         return x
-    opdef = get_op(name)
-    return opdef.run(opdef.normalize_attrs({}, where=name), [x])[0].astype(x.dtype, copy=False)
+    return get_op(name).run(activation_attrs(name, attrs), [x])[0].astype(x.dtype, copy=False)
 
 
 class _Recurrent(OpDef):
@@ -84,6 +90,9 @@ class _Recurrent(OpDef):
     attrs = {
         "direction": Attr("str", "forward", DIRECTIONS),
         "activation": Attr("str", "tanh", RECURRENT_ACTIVATIONS),
+        # Slope of every hard_sigmoid in the op: clip(alpha * x + 0.5, 0, 1); Keras 3
+        # uses 1/6, Keras 2 (tf.keras) 0.2.
+        "hard_sigmoid_alpha": Attr("float", 1.0 / 6.0),
     }
 
     def infer(self, attrs, x, w, r, b, h0, c0=None):
@@ -139,7 +148,7 @@ class Rnn(_Recurrent):
     inputs = ("x", "w", "r", "b?", "h0?")
 
     def cell(self, attrs, xw, h, c, r, rb):
-        return apply_named(attrs["activation"], xw + h @ r.T + rb), None
+        return apply_named(attrs["activation"], xw + h @ r.T + rb, attrs), None
 
 
 @register_op
@@ -156,8 +165,8 @@ class Lstm(_Recurrent):
         f, g = attrs["recurrent_activation"], attrs["activation"]
         pre = xw + h @ r.T + rb
         i, o, fg, cc = np.split(pre, 4, axis=-1)
-        c = apply_named(f, fg) * c + apply_named(f, i) * apply_named(g, cc)
-        return apply_named(f, o) * apply_named(g, c), c
+        c = apply_named(f, fg, attrs) * c + apply_named(f, i, attrs) * apply_named(g, cc, attrs)
+        return apply_named(f, o, attrs) * apply_named(g, c, attrs), c
 
 
 @register_op
@@ -175,10 +184,87 @@ class Gru(_Recurrent):
         xz, xr, xh = np.split(xw, 3, axis=-1)
         rz, rr, rh = np.split(r, 3, axis=0)
         bz, br, bh = np.split(rb, 3)
-        z = apply_named(f, xz + h @ rz.T + bz)
-        rg = apply_named(f, xr + h @ rr.T + br)
+        z = apply_named(f, xz + h @ rz.T + bz, attrs)
+        rg = apply_named(f, xr + h @ rr.T + br, attrs)
         if attrs["reset_after"]:
-            hh = apply_named(g, xh + rg * (h @ rh.T + bh))
+            hh = apply_named(g, xh + rg * (h @ rh.T + bh), attrs)
         else:
-            hh = apply_named(g, xh + (rg * h) @ rh.T + bh)
+            hh = apply_named(g, xh + (rg * h) @ rh.T + bh, attrs)
         return z * h + (1 - z) * hh, None
+
+
+@register_op
+class ConvLstm(_Recurrent):
+    """Convolutional LSTM (Keras ConvLSTM1D/2D/3D), time-major and channels-first per step.
+
+    ``x`` (T, N, C, *S); ``w`` (4F, C, *K) and ``r`` (4F, F, *K) are conv kernels in
+    the IR's OIHW layout with gates stacked i o f c along the output channels (as
+    ``lstm``); ``b`` (4F,) is the input conv's bias (Keras has no recurrent bias).
+    Per step, with ``conv`` the IR conv op::
+
+        pre = conv(x_t, w, b) {strides, dilations, pads | auto_pad}   # the input conv
+            + conv(h, r) {'same' padding, stride 1, no dilation}      # the recurrent conv
+        i, o, f, c~ = split(pre, 4, axis=1); then the ``lstm`` equations.
+
+    ``h0``/``c0`` and the final states are (N, F, *S'), ``y`` is (T, N, F, *S') with
+    ``S'`` the input conv's output size. ``direction`` as for ``lstm``.
+    """
+
+    name = "conv_lstm"
+    inputs = ("x", "w", "r", "b?", "h0?", "c0?")
+    gates = 4
+    has_cell_state = True
+    attrs = {**Lstm.attrs, "strides": Attr("ints", ()), "dilations": Attr("ints", ()), "pads": Attr("ints", ()),
+             "auto_pad": Attr("str", "none", ("none", "same"))}
+
+    def canonicalize(self, attrs):
+        from kcc.ops.nn import canonical_window
+        return canonical_window(attrs)
+
+    def _input_conv_attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        keys = ("strides", "dilations", "pads", "auto_pad")
+        return get_op("conv").normalize_attrs({k: attrs[k] for k in keys}, where=self.name)
+
+    @staticmethod
+    def _recurrent_conv_attrs(r_shape) -> dict[str, Any]:
+        kernel = [int(k) for k in r_shape[2:]]
+        # TensorFlow 'same' at stride 1: k - 1 padding, the extra one at the end.
+        pads = tuple((k - 1) // 2 for k in kernel) + tuple(k - 1 - (k - 1) // 2 for k in kernel)
+        return get_op("conv").normalize_attrs({"pads": pads}, where="conv_lstm")
+
+    def infer(self, attrs, x, w, r, b, h0, c0):
+        if x.rank < 4 or w.rank != x.rank - 1 or r.rank != w.rank:
+            raise IRError(f"conv_lstm needs x (T, N, C, *S) and kernels (4F, C, *K), got {x.shape}, {w.shape}, "
+                          f"{r.shape}")
+        filters = r.shape[1]
+        if w.shape[0] != 4 * filters or r.shape[0] != 4 * filters:
+            raise IRError(f"conv_lstm with {filters} filters needs 4*{filters} kernel outputs, got {w.shape} "
+                          f"and {r.shape}")
+        if b is not None and b.shape != (4 * filters,):
+            raise IRError(f"conv_lstm bias must be ({4 * filters},), got {b.shape}")
+        gates = get_op("conv").infer(self._input_conv_attrs(attrs), TensorType(x.shape[1:], x.dtype), w, b)
+        step = TensorType((x.shape[1], filters) + gates.shape[2:], x.dtype)
+        for name, s in (("h0", h0), ("c0", c0)):
+            if s is not None and s.shape[1:] != step.shape[1:]:
+                raise IRError(f"conv_lstm initial state {name} must be {step.shape}, got {s.shape}")
+        return [TensorType((x.shape[0],) + step.shape, x.dtype), step, step]
+
+    def compute(self, attrs, x, w, r, b, h0, c0):
+        conv = get_op("conv")
+        steps, batch = x.shape[:2]
+        # The input conv of every step at once, steps folded into the batch.
+        xw = conv.compute(self._input_conv_attrs(attrs), x.reshape((steps * batch,) + x.shape[2:]), w, b)
+        xw = xw.reshape((steps, batch) + xw.shape[1:])
+        rattrs = self._recurrent_conv_attrs(r.shape)
+        h = np.zeros(xw.shape[1:2] + (r.shape[1],) + xw.shape[3:], x.dtype) if h0 is None else h0.astype(x.dtype)
+        c = np.zeros_like(h) if c0 is None else c0.astype(x.dtype)
+        f, g = attrs["recurrent_activation"], attrs["activation"]
+        y = np.empty((steps,) + h.shape, x.dtype)
+        order = range(steps - 1, -1, -1) if attrs["direction"] == "reverse" else range(steps)
+        for t in order:
+            pre = xw[t] + conv.compute(rattrs, h, r, None)
+            i, o, fg, cc = np.split(pre, 4, axis=1)
+            c = apply_named(f, fg, attrs) * c + apply_named(f, i, attrs) * apply_named(g, cc, attrs)
+            h = apply_named(f, o, attrs) * apply_named(g, c, attrs)
+            y[t] = h
+        return y, h.copy(), c

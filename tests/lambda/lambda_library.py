@@ -40,7 +40,8 @@ LIBRARY: list[Entry] = [
     ("sum_axes", S, lambda x: tf.reduce_sum(x, axis=[1, 2]), {}),
     ("max_min", S, lambda x: tf.reduce_max(x, axis=1) - tf.reduce_min(x, axis=1), {}),
     ("prod", V, lambda x: tf.reduce_prod(x * 0.5 + 1.0, axis=-1, keepdims=True), {}),
-    ("variance_std", S, lambda x: tf.math.reduce_variance(x, axis=1) + tf.math.reduce_std(x, axis=-1, keepdims=True)[:, :, 0:1], {}),
+    ("variance_std", S, lambda x: tf.math.reduce_variance(x, axis=1, keepdims=True)
+     + tf.math.reduce_std(x, axis=-1, keepdims=True), {}),
     ("keras_ops_reduce", S, lambda x: K.mean(x, axis=1) + K.std(x, axis=1) + K.max(x, axis=1), {}),
     # shapes
     ("reshape", V, lambda x: tf.reshape(x, (-1, 5, 2)), {}),

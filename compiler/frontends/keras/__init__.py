@@ -32,4 +32,19 @@ def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Gra
     lowering = KerasLowering(spec, boundary=boundary, input_shapes=_shape_overrides(spec, options),
                              fallback=options.get("keras_fallback") or lower_unknown_layer,
                              options=options)
-    return lowering.lower()
+    graph = lowering.lower()
+    # For backends that keep training information (Core ML's respect_trainable).
+    graph.meta["keras_training_config"] = spec.training_config
+    graph.meta["keras_trainable"] = _trainable_flags(spec)
+    return graph
+
+
+def _trainable_flags(spec, prefix: str = "", outer: bool = True) -> dict[str, bool]:
+    """Layer origin (``outer/inner`` for nested models) -> trainable, as KerasLowering names origins."""
+    flags: dict[str, bool] = {}
+    for layer in spec.layers:
+        flag = outer and layer.trainable
+        flags[f"{prefix}{layer.name}"] = flag
+        if layer.model is not None:
+            flags.update(_trainable_flags(layer.model, f"{prefix}{layer.name}/", flag))
+    return flags

@@ -73,7 +73,11 @@ def _celu(op: GraphBuilder, x: Value) -> Value:
 
 def sparsemax(op: GraphBuilder, x: Value, axis: int | None = None) -> Value:
     """Sparsemax without sorting: element i is in the support iff 1 + r_i z_i > s_i, where
-    r_i counts and s_i sums the elements >= z_i (pairwise, O(n^2) along the axis)."""
+    r_i counts and s_i sums the elements >= z_i (pairwise, O(n^2) along the axis).
+
+    tau follows Keras (every backend): (sum over the support of the sorted cumulative
+    sums - 1) / k, where s_i is element i's cumulative sum; this is Keras's formula,
+    not the textbook one (which uses only the k-th cumulative sum)."""
     ax = _last_axis(x) if axis is None else axis
     zi = op.unsqueeze(x, axes=(ax + 1,))
     zj = op.unsqueeze(x, axes=(ax,))
@@ -83,7 +87,7 @@ def sparsemax(op: GraphBuilder, x: Value, axis: int | None = None) -> Value:
     s = op.reduce_sum(op.mul(ge, zj), axes=(ax + 1,))
     support = _step(op, op.sub(op.add(one, op.mul(r, x)), s))
     k = op.reduce_sum(support, axes=(ax,), keepdims=True)
-    total = op.reduce_sum(op.mul(support, x), axes=(ax,), keepdims=True)
+    total = op.reduce_sum(op.mul(support, s), axes=(ax,), keepdims=True)
     tau = op.div(op.sub(total, one), k)
     return op.relu(op.sub(x, tau))
 

@@ -81,13 +81,26 @@ def lower_unknown_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value] |
 def _custom_conversion_function(ctx: LayerContext, inputs: list[Value]) -> Any:
     table = ctx.options.get("custom_conversion_functions") or {}
     fn = table.get(ctx.layer.name) or table.get(ctx.layer.class_name)
-    if fn is None:
-        return None
+    if fn is None or _takes_one_argument(fn):
+        return None  # coremltools-style fn(keras_layer) -> custom layer params: the coreml_custom_layer step
     result = fn(ctx, inputs)
     if result is not None and not isinstance(result, (Value, list, tuple)):
         raise ConversionError(f"custom_conversion_functions entry for layer {ctx.name!r} returned a "
                               f"{type(result).__name__}; it must return IR value(s) built with ctx.op, or None")
     return result
+
+
+def _takes_one_argument(fn: Callable[..., Any]) -> bool:
+    """True for a coremltools-style conversion function ``fn(keras_layer)``."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    required = [p for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 @fallback_step("trace", defer_errors=True)

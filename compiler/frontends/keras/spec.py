@@ -95,7 +95,7 @@ class KerasModelSpec:
     outputs: list[TensorRef]
     # Where it came from: "memory", "keras", "h5", "json+h5".
     source: str = "memory"
-    # "3.x" for Keras 3, "2.x" for tf.keras / Keras 2 files (as recorded in the file).
+    # The Keras version the source records ("3.15.1", "2.0.8", ...); None when it records none.
     keras_version: str | None = None
     # The compile() configuration, when the model was compiled and saved with it:
     # {"loss": ..., "optimizer": {"class_name": ..., "config": {...}}, "metrics": ...}

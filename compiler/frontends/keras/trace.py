@@ -77,6 +77,34 @@ def _pack(structure: Any, flat: list[Any]) -> Any:
     return build(structure)
 
 
+def _with_globals(ctx: LayerContext, fn: Any) -> Any:
+    """A Lambda function rebuilt from bytecode sees only Keras's module globals; give it the names it uses.
+
+    Keras 3 reloads a Lambda's bytecode with the globals of its own utility
+    module, so ``tf.sin`` in the body is a NameError. The missing names are
+    taken from ``custom_objects`` and, for the usual module aliases, from
+    ``tf``/``keras``/``np`` themselves.
+    """
+    import types
+
+    import keras
+    import tensorflow as tf
+
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return fn
+    missing = [n for n in code.co_names if n not in fn.__globals__ and not hasattr(__builtins__, n)
+               and n not in (__builtins__ if isinstance(__builtins__, dict) else {})]
+    if not missing:
+        return fn
+    known = {"tf": tf, "tensorflow": tf, "keras": keras, "np": np, "numpy": np, "ops": keras.ops}
+    known.update(ctx.options.get("custom_objects") or {})
+    extra = {n: known[n] for n in missing if n in known}
+    if not extra:
+        return fn
+    return types.FunctionType(code, {**fn.__globals__, **extra}, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
 def _keras_call(ctx: LayerContext, live: Any):
     """The function tf.function traces: flat tensors in, flat tensors out."""
     import tensorflow as tf
@@ -85,8 +113,17 @@ def _keras_call(ctx: LayerContext, live: Any):
     extra = {k: v for k, v in ctx.call.kwargs.items()
              if k not in ("training", "mask") and not isinstance(v, (TensorRef, list, dict))}
 
+    function = getattr(live, "function", None) if ctx.layer.class_name == "Lambda" else None
+    patched = _with_globals(ctx, function) if function is not None else None
+
     def call(*xs):
-        out = live(_pack(structure, list(xs)), training=False, **extra)
+        if patched is not None and patched is not function:
+            live.function = patched
+        try:
+            out = live(_pack(structure, list(xs)), training=False, **extra)
+        finally:
+            if patched is not None and patched is not function:
+                live.function = function
         return [tf.identity(t) for t in tf.nest.flatten(out)]
 
     return call
@@ -106,8 +143,13 @@ def trace_to_onnx(ctx: LayerContext, inputs: list[Value]) -> tuple[onnx.ModelPro
     except KccError:
         raise
     except Exception as e:  # whatever the body raises while TensorFlow traces it
+        hint = ""
+        if isinstance(e, NameError) or "is not defined" in str(e):
+            # A Lambda reloaded from bytecode sees only Keras's globals (plus custom_objects).
+            hint = (" A Lambda loaded from a file sees only the names Keras gives it (kcc adds tf, keras "
+                    "and np): pass the other names its body uses in custom_objects={'name': object}.")
         raise ctx.fail(f"tracing its function with TensorFlow failed: {type(e).__name__}: "
-                       f"{_first_line(e)}") from e
+                       f"{_nested_reason(e)}.{hint}") from e
     tf_ops = {op.name: op.type for op in concrete.graph.get_operations()}
     logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
     try:
@@ -143,13 +185,17 @@ def trace_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
                               f"the call has {len(keras_inputs)}")
     importer = OnnxImporter(ctx.graph, opset_of(model), origin=ctx.origin, name_prefix=f"{ctx.name}/")
     try:
+        missing = importer.unsupported_nodes(model.graph)
+        if missing:
+            raise UnsupportedOnnxOp("", missing[0].op_type, missing[0].name)
         outs = importer.import_graph(model.graph, dict(zip(onnx_inputs, keras_inputs)))
     except UnsupportedOnnxOp as e:
         tf_type = _tf_op_of(e.node_name, tf_ops) or e.op_type
-        raise ctx.fail(f"TensorFlow op {tf_type!r} (node {e.node_name!r}) has no kcc lowering "
-                       f"(as ONNX: {e.op_type!r}). {ways_forward(ctx)}") from None
+        onnx_note = "" if tf_type == e.op_type else f" (tf2onnx made it ONNX {e.op_type!r})"
+        raise ctx.fail(f"TensorFlow op {tf_type!r} (node {e.node_name!r}){onnx_note} cannot be lowered: "
+                       f"{e.reason}. {ways_forward(ctx)}") from None
     except KccError as e:
-        raise ctx.fail(f"lowering its traced graph failed: {e}") from None
+        raise ctx.fail(f"lowering its traced graph failed: {e}. {ways_forward(ctx)}") from None
     values = [importer.materialize(x, f"{ctx.name}_out{i}") for i, x in enumerate(outs)]
     return [ctx.from_keras_layout(v) for v in values]
 
@@ -167,6 +213,14 @@ def _tf_op_of(node_name: str, tf_ops: dict[str, str]) -> str | None:
         if node_name.startswith(name):
             return tf_ops[name]
     return None
+
+
+def _nested_reason(e: Exception) -> str:
+    """Keras wraps a body's error in 'Exception encountered when calling ...'; keep the real reason."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered"):
+        return (lines[0] + " " + lines[1].replace("\x1b[1m", "").replace("\x1b[0m", ""))[:300]
+    return _first_line(e)
 
 
 def _first_line(e: Exception) -> str:

@@ -108,6 +108,13 @@ class OnnxImporter:
             if name:
                 self.env[name] = v
 
+    @staticmethod
+    def unsupported_nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
+        """Nodes of ``g`` no handler knows (checked up front so the first such op is the one reported)."""
+        special = ("Constant", "Shape")
+        return [n for n in g.node if n.op_type not in special and (n.domain not in ("", "ai.onnx")
+                                                                   or handler_for(n.op_type) is None)]
+
     def _handler(self, node: onnx.NodeProto):
         handler = handler_for(node.op_type)
         if handler is None:
@@ -121,10 +128,13 @@ class OnnxImporter:
         ctx = OnnxNodeContext(graph, node, ins, self.opset, self.origin or node.name or node.op_type, name)
         try:
             result = handler(ctx)
-        except KccError:
+        except UnsupportedOnnxOp:
             raise
+        except KccError as e:
+            raise UnsupportedOnnxOp(str(e), node.op_type, node.name, reason=str(e)) from e
         except Exception as e:  # an IRError from a shape function: say which node
-            raise ctx.fail(f"{type(e).__name__}: {e}") from e
+            err = ctx.fail(f"{type(e).__name__}: {e}")
+            raise UnsupportedOnnxOp(str(err), node.op_type, node.name, reason=f"{type(e).__name__}: {e}") from e
         return list(result) if isinstance(result, (list, tuple)) else [result]
 
     def _fold(self, node: onnx.NodeProto, ins: list[Known | None]) -> list[Known]:

@@ -66,10 +66,11 @@ def ir_dtype(elem_type: int, where: str) -> str:
 class UnsupportedOnnxOp(ConversionError):
     """An ONNX node no handler knows; carries the op type and node name for callers' messages."""
 
-    def __init__(self, message: str, op_type: str, node_name: str):
+    def __init__(self, message: str, op_type: str, node_name: str, reason: str = "kcc has no lowering for it"):
         super().__init__(message)
         self.op_type = op_type
         self.node_name = node_name
+        self.reason = reason
 
 
 class OnnxNodeContext:

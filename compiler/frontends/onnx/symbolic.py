@@ -116,7 +116,9 @@ def evaluate(op_type: str, attrs: dict[str, Any], xs: list[np.ndarray | None]) -
     fn = SYMBOLIC.get(op_type)
     if fn is None:
         return None
-    out = np.asarray(fn(attrs, xs))
+    out = fn(attrs, xs)
+    # np.take of one element of an object array gives the bare element: keep it an object array.
+    out = out if isinstance(out, np.ndarray) and out.dtype.kind != "U" else np.array(out, dtype=object)
     if out.dtype == object and not any(isinstance(d, str) for d in out.ravel()):
         return out.astype(np.int64)
     return out

@@ -70,8 +70,11 @@ def layer_norm(ctx: LayerContext, x: Value) -> Value:
 
     gamma = param("gamma", ctx.get("scale", True))
     if ctx.get("rms_scaling", False):
-        ms = ctx.op.reduce_mean(ctx.op.mul(x, x), axes=tuple(sorted(axes)), keepdims=True)
-        y = ctx.op.mul(x, ctx.op.rsqrt(ctx.op.add(ms, ctx.op.scalar(eps, x))))
+        # Keras's (deprecated) rms_scaling divides the uncentred x by the *variance*'s root.
+        red = tuple(sorted(axes))
+        d = ctx.op.sub(x, ctx.op.reduce_mean(x, axes=red, keepdims=True))
+        var = ctx.op.reduce_mean(ctx.op.mul(d, d), axes=red, keepdims=True)
+        y = ctx.op.mul(x, ctx.op.rsqrt(ctx.op.add(var, ctx.op.scalar(eps, x))))
         if gamma is not None:
             g = ctx.const(broadcast_param(gamma.const, sorted(axes), x.rank), "gamma_b")
             y = ctx.op.mul(y, g)

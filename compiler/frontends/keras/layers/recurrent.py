@@ -36,9 +36,7 @@ CELL_OPS: dict[str, str] = {
 # Keras activation spellings that have another IR name.
 _ACTIVATION_ALIASES = {"swish": "silu", "hard_swish": "hard_silu", "exponential": "exp"}
 # Keras LSTM gate blocks (i f c o) in the IR's order (i o f c).
-_LSTM_ORDER = (0, 3, 1, 2)
-_TO_TIME_MAJOR = (2, 0, 1)   # IR (N, F, T) -> (T, N, F)
-_FROM_TIME_MAJOR = (1, 2, 0)  # (T, N, H) -> IR (N, H, T)
+LSTM_ORDER = (0, 3, 1, 2)
 _MERGES = ("concat", "sum", "mul", "ave", None)
 
 
@@ -53,13 +51,25 @@ class RecurrentSpec:
     return_sequences: bool
     return_state: bool
     go_backwards: bool
+    # tf.keras's time_major=True: the Keras sequence is (T, N, F), held as (T, F, N).
+    time_major: bool = False
 
     @property
     def n_states(self) -> int:
         return 2 if self.op == "lstm" else 1
 
+    @property
+    def perm_in(self) -> tuple[int, ...]:
+        """IR sequence -> the op's (T, N, F)."""
+        return (0, 2, 1) if self.time_major else (2, 0, 1)
 
-def _ir_activation(ctx: LayerContext, act: Any, what: str) -> str:
+    @property
+    def perm_out(self) -> tuple[int, ...]:
+        """The op's (T, N, H) -> IR sequence."""
+        return (0, 2, 1) if self.time_major else (1, 2, 0)
+
+
+def ir_activation(ctx: LayerContext, act: Any, what: str) -> str:
     name = activation_name(act)
     name = _ACTIVATION_ALIASES.get(name, name)
     if name not in RECURRENT_ACTIVATIONS:
@@ -68,8 +78,18 @@ def _ir_activation(ctx: LayerContext, act: Any, what: str) -> str:
     return name
 
 
-def recurrent_spec(ctx: LayerContext, class_name: str, config: dict[str, Any]) -> RecurrentSpec:
-    """Read a SimpleRNN/LSTM/GRU/RNN(cell) config (flags from the layer, maths from the cell)."""
+def hard_sigmoid_alpha(ctx: LayerContext) -> float:
+    """The slope of Keras's hard_sigmoid: 0.2 in Keras 2 (tf.keras) files, 1/6 in Keras 3."""
+    stack = getattr(ctx, "spec_stack", None) or []
+    version = str(stack[0].keras_version or "") if stack else ""
+    return 0.2 if version.startswith("2.") else 1.0 / 6.0
+
+
+def recurrent_spec(ctx: LayerContext, class_name: str, config: dict[str, Any], prefix: str = "") -> RecurrentSpec:
+    """Read a SimpleRNN/LSTM/GRU/RNN(cell) config (flags from the layer, maths from the cell).
+
+    ``prefix`` names the layer's weights inside a wrapper (``forward/``).
+    """
     cell_cfg = config
     if class_name == "RNN":
         cell = config.get("cell")
@@ -84,17 +104,25 @@ def recurrent_spec(ctx: LayerContext, class_name: str, config: dict[str, Any]) -
         raise ctx.fail("stateful=True keeps state between calls, which a converted model cannot; rebuild the "
                        "layer with stateful=False (pass the state as initial_state instead)")
     op = CELL_OPS[class_name]
-    attrs: dict[str, Any] = {"activation": _ir_activation(ctx, cell_cfg.get("activation", "tanh"), "activation")}
+    attrs: dict[str, Any] = {"activation": ir_activation(ctx, cell_cfg.get("activation", "tanh"), "activation")}
     if op != "rnn":
-        attrs["recurrent_activation"] = _ir_activation(
+        attrs["recurrent_activation"] = ir_activation(
             ctx, cell_cfg.get("recurrent_activation", "sigmoid"), "recurrent_activation")
+    if "hard_sigmoid" in attrs.values():
+        attrs["hard_sigmoid_alpha"] = hard_sigmoid_alpha(ctx)
     if op == "gru":
-        attrs["reset_after"] = bool(cell_cfg.get("reset_after", True))
+        reset_after = cell_cfg.get("reset_after")
+        if reset_after is None:
+            # Files from Keras < 2.1 have no key; only a reset_after GRU has a (2, 3H) bias.
+            bias = prefix + "bias"
+            reset_after = ctx.has_weight(bias) and np.ndim(ctx.weight(bias)) == 2
+        attrs["reset_after"] = bool(reset_after)
     return RecurrentSpec(op=op, units=int(cell_cfg["units"]), attrs=attrs,
                          use_bias=bool(cell_cfg.get("use_bias", True)),
                          return_sequences=bool(config.get("return_sequences", False)),
                          return_state=bool(config.get("return_state", False)),
-                         go_backwards=bool(config.get("go_backwards", False)))
+                         go_backwards=bool(config.get("go_backwards", False)),
+                         time_major=bool(config.get("time_major", False)))
 
 
 def ir_weights(ctx: LayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -110,7 +138,7 @@ def ir_weights(ctx: LayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.
         if spec.op != "lstm":
             return m
         blocks = np.split(m, 4, axis=-1)
-        return np.concatenate([blocks[i] for i in _LSTM_ORDER], axis=-1)
+        return np.concatenate([blocks[i] for i in LSTM_ORDER], axis=-1)
 
     w = np.ascontiguousarray(reorder(kernel).T, dtype=np.float32)
     r = np.ascontiguousarray(reorder(recurrent).T, dtype=np.float32)
@@ -159,11 +187,11 @@ def _check_input(ctx: LayerContext, x: Value, mask: Any) -> None:
         raise ctx.fail(f"expects a (batch, time, features) sequence, got IR shape {x.shape}")
 
 
-def _keras_sequence(ctx: LayerContext, y_tm: Value, go_backwards: bool) -> Value:
-    """A time-major output as the IR holds Keras's (N, T, H): (N, H, T), in Keras's time order."""
-    if go_backwards:
+def _keras_sequence(ctx: LayerContext, spec: RecurrentSpec, y_tm: Value) -> Value:
+    """The op's sequence output as the IR holds Keras's (N, T, H) -- (N, H, T) -- in Keras's time order."""
+    if spec.go_backwards:
         y_tm = reverse_time(ctx, y_tm, 0)
-    return ctx.op.transpose(y_tm, perm=_FROM_TIME_MAJOR)
+    return ctx.op.transpose(y_tm, perm=spec.perm_out)
 
 
 @keras_layer("SimpleRNN", "LSTM", "GRU", "RNN")
@@ -171,8 +199,8 @@ def recurrent(ctx: LayerContext, x: Any, initial_state: Any = None, mask: Any = 
     x, states = _split_call(x, initial_state)
     _check_input(ctx, x, mask)
     spec = recurrent_spec(ctx, ctx.layer.class_name, ctx.config)
-    y_tm, final = run_recurrent(ctx, spec, ctx.op.transpose(x, perm=_TO_TIME_MAJOR), states)
-    y = _keras_sequence(ctx, y_tm, spec.go_backwards) if spec.return_sequences else final[0]
+    y_tm, final = run_recurrent(ctx, spec, ctx.op.transpose(x, perm=spec.perm_in), states)
+    y = _keras_sequence(ctx, spec, y_tm) if spec.return_sequences else final[0]
     return [y] + final if spec.return_state else [y]
 
 
@@ -204,12 +232,12 @@ def bidirectional(ctx: LayerContext, x: Any, initial_state: Any = None, mask: An
         bwd_class, bwd_cfg = _inner(ctx.config, "backward_layer")
     else:
         bwd_class, bwd_cfg = fwd_class, {**fwd_cfg, "go_backwards": not fwd_cfg.get("go_backwards", False)}
-    fwd = recurrent_spec(ctx, fwd_class, fwd_cfg)
-    bwd = recurrent_spec(ctx, bwd_class, bwd_cfg)
+    fwd = recurrent_spec(ctx, fwd_class, fwd_cfg, "forward/")
+    bwd = recurrent_spec(ctx, bwd_class, bwd_cfg, "backward/")
     if states and len(states) != fwd.n_states + bwd.n_states:
         raise ctx.fail(f"initial_state has {len(states)} tensors; Bidirectional {fwd.op.upper()} takes "
                        f"{fwd.n_states} per direction")
-    x_tm = ctx.op.transpose(x, perm=_TO_TIME_MAJOR)
+    x_tm = ctx.op.transpose(x, perm=fwd.perm_in)
     y_f, s_f = run_recurrent(ctx, fwd, x_tm, states[:fwd.n_states], "forward/")
     y_b, s_b = run_recurrent(ctx, bwd, x_tm, states[fwd.n_states:], "backward/")
     if fwd.return_sequences:
@@ -217,7 +245,7 @@ def bidirectional(ctx: LayerContext, x: Any, initial_state: Any = None, mask: An
         seq_f = reverse_time(ctx, y_f, 0) if fwd.go_backwards else y_f
         seq_b = y_b if bwd.go_backwards else reverse_time(ctx, y_b, 0)
         seqs = [seq_f, seq_b] if mode is None else [_merge(ctx, mode, seq_f, seq_b)]
-        ys = [ctx.op.transpose(s, perm=_FROM_TIME_MAJOR) for s in seqs]
+        ys = [ctx.op.transpose(s, perm=fwd.perm_out) for s in seqs]
     else:
         ys = [s_f[0], s_b[0]] if mode is None else [_merge(ctx, mode, s_f[0], s_b[0])]
     return ys + s_f + s_b if fwd.return_state else ys

@@ -1,0 +1,302 @@
+"""Core ML emitters for data movement and reductions.
+
+Rank-5 layout: reshapes (also squeeze/unsqueeze) keep the batch axis and become
+``reshape`` layers to the output's CHW form (row-major on CHW is row-major on
+the IR's non-batch axes, since the CHW form only inserts unit axes);
+transposes that keep the batch axis become ``permute``; concat and split on the
+channel axis, pad on H/W and slices on C/H/W have legacy layers. Keras's
+channels-last Flatten (``transpose`` to Keras order then ``flatten``) is one
+``flatten`` layer in ``CHANNEL_LAST`` mode. Everything else uses the ND layers.
+"""
+from __future__ import annotations
+
+
+
+from kcc.backends.coreml.context import CoremlContext, coreml_emitter
+from kcc.backends.coreml.emit_activation import linear
+from kcc.ir import Graph, Node, Value
+from kcc.ops.shapes import norm_axes, norm_axis
+
+
+def _nd(ctx: CoremlContext, node: Node, why: str, layer: str) -> None:
+    ctx.need_nd(node, why)
+    ctx.require(4, node, f"the {layer} layer")
+
+
+@coreml_emitter("identity")
+def _identity(ctx: CoremlContext, node: Node) -> None:
+    linear(ctx, ctx.name(node.inputs[0]), ctx.out(node), 1.0)
+
+
+# ------------------------------------------------------------ reshapes
+def _legacy_reshape(ctx: CoremlContext, x: Value, out: Value, dst: str) -> None:
+    _, p = ctx.layer("reshape", [ctx.name(x)], dst)
+    p.targetShape.extend(ctx.chw(out))
+    p.mode = type(p).ReshapeOrder.Value("CHANNEL_FIRST")
+
+
+def _keeps_batch(x: Value, out: Value) -> bool:
+    return out.rank >= 2 and x.rank >= 2 and out.shape[0] == x.shape[0]
+
+
+@coreml_emitter("reshape", "squeeze", "unsqueeze")
+def _reshape(ctx: CoremlContext, node: Node) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    if not ctx.nd and _keeps_batch(x, out):
+        ctx.chw(x)
+        _legacy_reshape(ctx, x, out, ctx.out(node))
+        return
+    _nd(ctx, node, f"{node.op} {x.type} -> {out.type} changes the batch axis or the rank beyond 4",
+        "reshapeStatic")
+    _, p = ctx.layer("reshapeStatic", [ctx.name(x)], ctx.out(node))
+    p.targetShape.extend(ctx.dims(out))
+
+
+def folds_into_flatten(graph: Graph, node: Node) -> bool:
+    """A transpose to Keras order whose only reader is a flatten(axis=1): one CHANNEL_LAST flatten."""
+    if node.op != "transpose":
+        return False
+    r = node.inputs[0].rank
+    if r not in (3, 4) or node.attrs["perm"] != (0,) + tuple(range(2, r)) + (1,):
+        return False
+    user = graph.single_user(node.outputs[0])
+    return user is not None and user.op == "flatten" and user.attrs["axis"] == 1
+
+
+@coreml_emitter("flatten")
+def _flatten(ctx: CoremlContext, node: Node) -> None:
+    x = node.inputs[0]
+    producer = ctx.graph.producer(x)
+    if not ctx.nd and node.attrs["axis"] == 1 and x.rank <= 4:
+        mode = "CHANNEL_FIRST"
+        if producer is not None and folds_into_flatten(ctx.graph, producer):
+            x, mode = producer.inputs[0], "CHANNEL_LAST"
+        if x.rank == 2:
+            linear(ctx, ctx.name(x), ctx.out(node), 1.0)
+            return
+        _, p = ctx.layer("flatten", [ctx.name(x)], ctx.out(node))
+        p.mode = type(p).FlattenOrder.Value(mode)
+        return
+    _nd(ctx, node, f"flatten(axis={node.attrs['axis']}) of {x.type}", "flattenTo2D")
+    _, p = ctx.layer("flattenTo2D", [ctx.name(x)], ctx.out(node))
+    p.axis = int(node.attrs["axis"])
+
+
+def _permute_axes(rank: int, perm: tuple[int, ...]) -> list[int] | None:
+    """Legacy permute ``axis`` over (Seq, C, H, W) for an IR transpose keeping the batch axis."""
+    if perm[0] != 0:
+        return None
+    slot = {2: {1: 1}, 3: {1: 1, 2: 3}, 4: {1: 1, 2: 2, 3: 3}}[rank]
+    axis: list[int | None] = [0, None, None, None]
+    for j in range(1, rank):
+        axis[slot[j]] = slot[perm[j]]
+    spare = [s for s in (1, 2, 3) if s not in axis]
+    return [a if a is not None else spare.pop(0) for a in axis]
+
+
+@coreml_emitter("transpose")
+def _transpose(ctx: CoremlContext, node: Node) -> None:
+    x = node.inputs[0]
+    perm = node.attrs["perm"]
+    seq = x.name in ctx.seq or node.outputs[0].name in ctx.seq
+    if not ctx.nd and seq and perm in ((2, 0, 1), (1, 2, 0)):
+        _, p = ctx.layer("permute", [ctx.name(x)], ctx.out(node))   # swap Seq and W
+        p.axis.extend([3, 1, 2, 0])
+        return
+    if not ctx.nd and 2 <= x.rank <= 4 and not seq:
+        if folds_into_flatten(ctx.graph, node):
+            return  # the flatten reads the transpose's input in CHANNEL_LAST order
+        axes = _permute_axes(x.rank, perm)
+        if axes is not None:
+            _, p = ctx.layer("permute", [ctx.name(x)], ctx.out(node))
+            p.axis.extend(axes)
+            return
+    _nd(ctx, node, f"transpose {perm} of {x.type}", "transpose")
+    _, p = ctx.layer("transpose", [ctx.name(x)], ctx.out(node))
+    p.axes.extend(int(a) for a in perm)
+
+
+# ------------------------------------------------------------ concat / split / slice / pad
+@coreml_emitter("concat")
+def _concat(ctx: CoremlContext, node: Node) -> None:
+    out = node.outputs[0]
+    axis = norm_axis(node.attrs["axis"], out.rank)
+    names = [ctx.name(v) for v in node.inputs]
+    if not ctx.nd and out.name in ctx.seq and axis == 2:
+        ctx.layer("concat", names, ctx.out(node))   # features are C of the [T, N, C, 1, 1] blobs
+        return
+    if not ctx.nd and axis == 1 and out.rank <= 4:
+        ctx.chw(out)
+        ctx.layer("concat", names, ctx.out(node))
+        return
+    _nd(ctx, node, f"concat on axis {axis} of {out.type}", "concatND")
+    _, p = ctx.layer("concatND", names, ctx.out(node))
+    p.axis = axis
+
+
+_LEGACY_SLICE_AXIS = {(2, 1): "CHANNEL_AXIS", (3, 1): "CHANNEL_AXIS", (3, 2): "WIDTH_AXIS",
+                      (4, 1): "CHANNEL_AXIS", (4, 2): "HEIGHT_AXIS", (4, 3): "WIDTH_AXIS"}
+
+
+def _legacy_slice(ctx: CoremlContext, src: str, dst: str, rank: int, axis: int, start: int, stop: int,
+                  step: int) -> None:
+    _, p = ctx.layer("slice", [src], dst)
+    p.axis = type(p).SliceAxis.Value(_LEGACY_SLICE_AXIS[(rank, axis)])
+    p.startIndex, p.endIndex, p.stride = int(start), int(stop), int(step)
+
+
+def _resolved_slices(node: Node, dims: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    """(axis, start, stop, step) per sliced axis, as non-negative numbers."""
+    steps = node.attrs["steps"] or (1,) * len(node.attrs["axes"])
+    out = []
+    for s, e, a, st in zip(node.attrs["starts"], node.attrs["ends"], node.attrs["axes"], steps):
+        a = norm_axis(a, len(dims))
+        start, stop, step = slice(s, e, st).indices(dims[a])
+        out.append((a, start, stop, step))
+    return out
+
+
+@coreml_emitter("slice")
+def _slice(ctx: CoremlContext, node: Node) -> None:
+    x = node.inputs[0]
+    dims = ctx.dims(x)
+    parts = _resolved_slices(node, dims)
+    if not ctx.nd and all((x.rank, a) in _LEGACY_SLICE_AXIS and step > 0 for a, _, _, step in parts):
+        ctx.chw(x)
+        src = ctx.name(x)
+        for i, (a, start, stop, step) in enumerate(parts):
+            dst = ctx.out(node) if i == len(parts) - 1 else ctx.tmp(f"slice{i}")
+            _legacy_slice(ctx, src, dst, x.rank, a, start, stop, step)
+            src = dst
+        if not parts:
+            linear(ctx, src, ctx.out(node), 1.0)
+        return
+    _nd(ctx, node, f"slice on axes {node.attrs['axes']} of {x.type}", "sliceStatic")
+    begin, end, strides = [0] * x.rank, list(dims), [1] * x.rank
+    src = ctx.name(x)
+    backwards = [a for a, _, _, step in parts if step < 0]
+    if backwards:  # reverse those axes, then slice forward: index i is dim-1-i after reversal
+        rev = ctx.tmp("reversed")
+        _, p = ctx.layer("reverse", [src], rev)
+        p.reverseDim.extend(a in backwards for a in range(x.rank))
+        src = rev
+    for a, start, stop, step in parts:
+        if step < 0:
+            start, stop, step = dims[a] - 1 - start, dims[a] - 1 - stop, -step
+        begin[a], end[a], strides[a] = start, stop, step
+    _, p = ctx.layer("sliceStatic", [src], ctx.out(node))
+    p.beginIds.extend(begin)
+    p.endIds.extend(end)
+    p.strides.extend(strides)
+    p.beginMasks.extend([False] * x.rank)
+    p.endMasks.extend([False] * x.rank)
+
+
+@coreml_emitter("split")
+def _split(ctx: CoremlContext, node: Node) -> None:
+    x = node.inputs[0]
+    axis = norm_axis(node.attrs["axis"], x.rank)
+    sizes = node.attrs["sizes"]
+    if not ctx.nd and (x.rank, axis) in _LEGACY_SLICE_AXIS:
+        ctx.chw(x)
+        start = 0
+        for i, size in enumerate(sizes):
+            _legacy_slice(ctx, ctx.name(x), ctx.out(node, i), x.rank, axis, start, start + size, 1)
+            start += size
+        return
+    _nd(ctx, node, f"split on axis {axis} of {x.type}", "splitND")
+    _, p = ctx.layer("splitND", [ctx.name(x)], [ctx.out(node, i) for i in range(len(sizes))])
+    p.axis = axis
+    p.numSplits = len(sizes)
+    p.splitSizes.extend(int(s) for s in sizes)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflection", "edge": "replication"}
+
+
+@coreml_emitter("pad")
+def _pad(ctx: CoremlContext, node: Node) -> None:
+    x = node.inputs[0]
+    r = x.rank
+    pads = node.attrs["pads"]
+    pairs = [(pads[i], pads[i + r]) for i in range(r)]
+    mode = node.attrs["mode"]
+    spatial_only = r in (3, 4) and pairs[0] == (0, 0) and pairs[1] == (0, 0) and min(pads) >= 0
+    if spatial_only and (not ctx.nd or r == 4):
+        hw = pairs[2:] if r == 4 else [(0, 0)] + pairs[2:]
+        _, p = ctx.layer("padding", [ctx.name(x)], ctx.out(node))
+        kind = getattr(p, _PAD_MODES[mode])
+        kind.SetInParent()
+        if mode == "constant":
+            p.constant.value = float(node.attrs["value"])
+        for begin, end in hw:
+            edge = p.paddingAmounts.borderAmounts.add()
+            edge.startEdgeSize, edge.endEdgeSize = int(begin), int(end)
+        return
+    _nd(ctx, node, f"pad {pads} of {x.type}", "constantPad")
+    if mode != "constant" or min(pads) < 0:
+        raise ctx.fail(node, f"{mode} padding of non-spatial axes (or cropping) has no Core ML form")
+    _, p = ctx.layer("constantPad", [ctx.name(x)], ctx.out(node))
+    p.value = float(node.attrs["value"])
+    p.padAmounts.extend(int(v) for pair in pairs for v in pair)
+
+
+@coreml_emitter("tile")
+def _tile(ctx: CoremlContext, node: Node) -> None:
+    _nd(ctx, node, "tile", "tile")
+    _, p = ctx.layer("tile", [ctx.name(node.inputs[0])], ctx.out(node))
+    p.reps.extend(int(r) for r in node.attrs["repeats"])
+
+
+@coreml_emitter("gather")
+def _gather(ctx: CoremlContext, node: Node) -> None:
+    x, idx = node.inputs
+    _nd(ctx, node, "gather", "gather")
+    indices = ctx.name(idx)
+    if idx.is_const and idx.rank == 0:
+        raise ctx.fail(node, "gather with a scalar index: use a slice")
+    _, p = ctx.layer("gather", [ctx.name(x), indices], ctx.out(node))
+    p.axis = norm_axis(node.attrs["axis"], x.rank)
+
+
+# ------------------------------------------------------------ reductions
+_LEGACY_REDUCE_MODE = {"reduce_mean": "AVG", "reduce_sum": "SUM", "reduce_max": "MAX", "reduce_min": "MIN",
+                       "reduce_prod": "PROD"}
+_ND_REDUCE = {"reduce_mean": "reduceMean", "reduce_sum": "reduceSum", "reduce_max": "reduceMax",
+              "reduce_min": "reduceMin", "reduce_prod": "reduceProd"}
+# (IR rank, reduced IR axes) -> legacy axis over the CHW blob
+_LEGACY_REDUCE_AXES = {
+    (2, (1,)): "C", (3, (1,)): "C", (3, (2,)): "W", (3, (1, 2)): "CHW",
+    (4, (1,)): "C", (4, (2,)): "H", (4, (3,)): "W", (4, (2, 3)): "HW", (4, (1, 2, 3)): "CHW",
+}
+
+
+@coreml_emitter(*_LEGACY_REDUCE_MODE)
+def _reduce(ctx: CoremlContext, node: Node) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    axes = norm_axes(node.attrs["axes"], x.rank)
+    key = (x.rank, axes)
+    if not ctx.nd and key in _LEGACY_REDUCE_AXES and out.rank >= 2:
+        cw = ctx.chw(x)
+        kept = tuple(1 if slot in _slots(_LEGACY_REDUCE_AXES[key]) else d for slot, d in zip("CHW", cw))
+        same = kept == ctx.chw(out)
+        dst = ctx.out(node) if same else ctx.tmp("reduced")
+        _, p = ctx.layer("reduce", [ctx.name(x)], dst)
+        p.mode = type(p).ReduceOperation.Value(_LEGACY_REDUCE_MODE[node.op])
+        p.axis = type(p).ReduceAxis.Value(_LEGACY_REDUCE_AXES[key])
+        if not same:
+            _, r = ctx.layer("reshape", [dst], ctx.out(node))
+            r.targetShape.extend(ctx.chw(out))
+        return
+    _nd(ctx, node, f"{node.op} over axes {axes} of {x.type}", _ND_REDUCE[node.op])
+    _, p = ctx.layer(_ND_REDUCE[node.op], [ctx.name(x)], ctx.out(node))
+    p.axes.extend(axes)
+    p.keepDims = bool(node.attrs["keepdims"])
+
+
+def _slots(axis: str) -> str:
+    return axis
+
+
+__all__ = ["folds_into_flatten"]
+

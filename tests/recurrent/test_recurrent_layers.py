@@ -1,0 +1,169 @@
+"""SimpleRNN / LSTM / GRU / RNN(cell) to ONNX: numbers against Keras, graph structure, errors."""
+from __future__ import annotations
+
+import pytest
+
+from recurrent_helpers import check, onnx_ops, randomize
+
+import kcc
+from kcc.errors import ConversionError
+
+keras = pytest.importorskip("keras")
+L = keras.layers
+
+OPTIONS = [
+    {},
+    {"return_sequences": True},
+    {"return_state": True},
+    {"return_sequences": True, "return_state": True, "go_backwards": True},
+    {"go_backwards": True},
+    {"activation": "relu", "return_sequences": True},
+]
+CASES = [(cls, opts) for cls in ("SimpleRNN", "LSTM", "GRU") for opts in OPTIONS] + [
+    ("GRU", {"reset_after": False, "return_sequences": True}),
+    ("GRU", {"reset_after": False, "go_backwards": True, "return_state": True}),
+    ("LSTM", {"recurrent_activation": "hard_sigmoid", "activation": "softsign", "return_sequences": True}),
+    ("GRU", {"recurrent_activation": "hard_sigmoid", "activation": "elu"}),
+    ("LSTM", {"use_bias": False, "return_state": True}),
+    ("SimpleRNN", {"activation": "linear", "return_sequences": True}),
+    ("SimpleRNN", {"activation": "leaky_relu"}),
+]
+
+
+def _single(cls: str, opts: dict, steps=6, features=3, units=4):
+    x = keras.Input((steps, features))
+    y = getattr(L, cls)(units, **opts)(x)
+    return keras.Model(x, y)
+
+
+@pytest.mark.parametrize("cls,opts", CASES, ids=lambda v: v if isinstance(v, str) else
+                         "-".join(f"{k}={v}" for k, v in v.items()) or "default")
+def test_recurrent_layer(cls, opts):
+    result = check(_single(cls, opts))
+    onnx_type = {"SimpleRNN": "RNN"}.get(cls, cls)
+    assert onnx_ops(result).count(onnx_type) == 1
+
+
+@pytest.mark.parametrize("cls", ["SimpleRNN", "LSTM", "GRU"])
+def test_unknown_sequence_length(cls):
+    x = keras.Input((None, 3))
+    y = getattr(L, cls)(4, return_sequences=True)(x)
+    y = getattr(L, cls)(3, go_backwards=True, return_sequences=True)(y)
+    result = check(keras.Model(x, y), fill=9)
+    assert isinstance(result.graph.inputs[0].shape[1], str)
+
+
+@pytest.mark.parametrize("cls,n_states", [("SimpleRNN", 1), ("LSTM", 2), ("GRU", 1)])
+def test_initial_state_inputs(cls, n_states):
+    x = keras.Input((5, 3))
+    states = [keras.Input((4,)) for _ in range(n_states)]
+    y = getattr(L, cls)(4, return_sequences=True, return_state=True)(x, initial_state=states)
+    check(keras.Model([x, *states], y))
+
+
+@pytest.mark.parametrize("cell", ["SimpleRNNCell", "LSTMCell", "GRUCell"])
+def test_rnn_of_cell(cell):
+    x = keras.Input((5, 3))
+    y = L.RNN(getattr(L, cell)(4), return_sequences=True, go_backwards=True)(x)
+    check(keras.Model(x, y))
+
+
+def test_stacked_lstm_has_no_transpose_between_layers():
+    x = keras.Input((None, 3))
+    y = L.LSTM(5, return_sequences=True)(x)
+    y = L.LSTM(4, return_sequences=True)(y)
+    y = L.LSTM(3)(y)
+    result = check(keras.Model(x, y))
+    ops = onnx_ops(result)
+    assert ops.count("LSTM") == 3
+    first, last = ops.index("LSTM"), len(ops) - 1 - ops[::-1].index("LSTM")
+    assert "Transpose" not in ops[first:last], ops
+    assert ops.count("Transpose") == 1, ops  # only the channels-last input boundary
+
+
+def test_saved_keras_file(tmp_path):
+    x = keras.Input((6, 3))
+    h = keras.Input((4,))
+    y = L.GRU(4, return_sequences=True)(x, initial_state=[h])
+    y = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="ave")(y)
+    y = L.RNN(L.SimpleRNNCell(2))(y)
+    model = keras.Model([x, h], y)
+    path = tmp_path / "rnn.keras"
+    randomize(model)
+    model.save(path)
+    check(model, str(path), randomize_weights=False)
+
+
+def test_stateful_is_refused():
+    model = keras.Sequential([keras.Input((4, 3), batch_size=2), L.LSTM(2, stateful=True)])
+    with pytest.raises(ConversionError, match="stateful"):
+        kcc.compile(model, target="onnx")
+
+
+SCAN_CASES = [
+    ("SimpleRNN", {"activation": "selu", "return_sequences": True, "return_state": True}),
+    ("LSTM", {"activation": "silu", "recurrent_activation": "hard_sigmoid", "go_backwards": True,
+              "return_sequences": True}),
+    ("GRU", {"activation": "gelu", "reset_after": False, "return_state": True}),
+    ("GRU", {"activation": "mish", "go_backwards": True}),
+]
+
+
+@pytest.mark.parametrize("cls,opts", SCAN_CASES, ids=lambda v: v if isinstance(v, str) else v["activation"])
+def test_activation_onnx_rnn_cannot_name_becomes_scan(cls, opts):
+    x = keras.Input((None, 3))
+    states = [keras.Input((4,)) for _ in range(2 if cls == "LSTM" else 1)]
+    y = getattr(L, cls)(4, **opts)(x, initial_state=states if opts.get("return_state") else None)
+    result = check(keras.Model([x, *states] if opts.get("return_state") else x, y))
+    ops = onnx_ops(result)
+    assert "Scan" in ops and not {"RNN", "LSTM", "GRU"} & set(ops), ops
+
+
+def test_unknown_activation_is_refused():
+    x = keras.Input((4, 3))
+    model = keras.Model(x, L.GRU(2, activation="log_softmax")(x))
+    with pytest.raises(ConversionError, match="activation='log_softmax'"):
+        kcc.compile(model, target="onnx")
+
+
+def test_tf_keras_h5_file(tmp_path):
+    """A tf.keras 2 legacy .h5: Keras 2's hard_sigmoid slope (0.2), both GRU biases, wrappers."""
+    tk = pytest.importorskip("tf_keras")
+    import numpy as np
+    from kcc.testing import assert_close, run_onnx
+    TL = tk.layers
+    x = TL.Input((5, 3))
+    y = TL.LSTM(4, recurrent_activation="hard_sigmoid", return_sequences=True)(x)
+    y = TL.Bidirectional(TL.GRU(3, return_sequences=True, reset_after=True), merge_mode="sum")(y)
+    y = TL.GRU(3, reset_after=False, return_sequences=True, go_backwards=True)(y)
+    y = TL.TimeDistributed(TL.Dense(2))(y)
+    y = TL.SimpleRNN(2)(y)
+    model = tk.Model(x, y)
+    rng = np.random.default_rng(0)
+    model.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+    path = tmp_path / "legacy.h5"
+    model.save(path)
+    xs = rng.standard_normal((2, 5, 3)).astype("float32")
+    ref = model.predict(xs, verbose=0)
+    assert_close(ref, run_onnx(kcc.compile(str(path), target="onnx"), [xs])[0])
+
+
+def test_tf_keras_time_major_needs_no_transpose(tmp_path):
+    tk = pytest.importorskip("tf_keras")
+    import numpy as np
+    from kcc.testing import assert_close, run_onnx
+    TL = tk.layers
+    x = TL.Input((4, 3))  # time-major: (T, N=4, F=3)
+    y = TL.LSTM(4, time_major=True, return_sequences=True)(x)
+    y = TL.Bidirectional(TL.GRU(3, time_major=True, return_sequences=True))(y)
+    y = TL.SimpleRNN(2, time_major=True, go_backwards=True, return_sequences=True)(y)
+    model = tk.Model(x, y)
+    rng = np.random.default_rng(1)
+    model.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
+    path = tmp_path / "time_major.h5"
+    model.save(path)
+    xs = rng.standard_normal((6, 4, 3)).astype("float32")
+    ref = model.predict(xs, verbose=0, batch_size=6)
+    onnx_model = kcc.compile(str(path), target="onnx")
+    assert_close(ref, run_onnx(onnx_model, [xs])[0])
+    assert "Transpose" not in [n.op_type for n in onnx_model.graph.node]
