@@ -161,6 +161,9 @@ def save(model: Any, path: str | os.PathLike) -> Path:
         if hasattr(model, "SerializeToString") and type(model).__name__ == "ModelProto":
             with open(tmp, "wb") as f:
                 f.write(model.SerializeToString())
+        elif hasattr(model, "get_spec"):  # a Core ML MLModel (its save() refuses the .tmp suffix)
+            with open(tmp, "wb") as f:
+                f.write(model.get_spec().SerializeToString())
         elif hasattr(model, "save"):
             model.save(tmp)
         else:

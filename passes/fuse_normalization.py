@@ -231,24 +231,19 @@ def _absorb(op, x, c, ln, root, s=None, b=None):
     return op.layer_norm(x, new_s, new_b, **ln.attrs)
 
 
+def _absorb_pattern(aff: str, with_scale: bool, with_bias: bool) -> Callable:
+    # A factory, so the loop's choices live in a closure (RewriteRule reads the
+    # pattern variables from the signature: x, s, b, c; unused ones stay unbound).
+    def pattern(op, x, s, b, c):
+        ln = op.layer_norm(x, s if with_scale else None, b if with_bias else None, _capture="ln")
+        return getattr(op, aff)(ln, c, _capture="root")
+    return pattern
+
+
 def _absorb_rules() -> list[RewriteRule]:
-    rules = []
-    for aff in _AFFINE:
-        for ws in (False, True):
-            for wb in (False, True):
-                def pattern(op, x, s, b, c, aff=aff, ws=ws, wb=wb):
-                    ln = op.layer_norm(x, s if ws else None, b if wb else None, _capture="ln")
-                    return getattr(op, aff)(ln, c, _capture="root")
-                # bind the loop variables in a closure (defaults would be pattern variables)
-                rules.append(RewriteRule(f"absorb_{aff}{'_s' if ws else ''}{'_b' if wb else ''}",
-                                         _closed(pattern, aff, ws, wb), _absorb, _check_absorb))
-    return rules
-
-
-def _closed(pattern: Callable, aff: str, ws: bool, wb: bool) -> Callable:
-    def p(op, x, s, b, c):
-        return pattern(op, x, s, b, c, aff=aff, ws=ws, wb=wb)
-    return p
+    return [RewriteRule(f"absorb_{aff}{'_s' if ws else ''}{'_b' if wb else ''}", _absorb_pattern(aff, ws, wb),
+                        _absorb, _check_absorb)
+            for aff in _AFFINE for ws in (False, True) for wb in (False, True)]
 
 
 RULES = _normalize_rules() + _absorb_rules()

@@ -20,7 +20,7 @@ from typing import Any
 
 from kcc.backends import Target, register_target
 from kcc.backends.coreml import (  # noqa: F401  (fill the table)
-    custom, emit_activation, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor)
+    coverage, custom, emit_activation, emit_logic, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor)
 from kcc.backends.coreml.context import CoremlContext, NeedsND, Requirement, origin_of, supported_ops
 from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs
 from kcc.backends.coreml.options import DEFAULTS, CoremlOptions, add_cli_arguments, options_from_cli, parse_options

@@ -116,12 +116,11 @@ class CoremlContext:
     requirements: list[Requirement] = field(default_factory=list)
     # node name -> the Core ML layers emitted for it (updatable marks them).
     layers_of: dict[str, list[Any]] = field(default_factory=dict)
-    # nodes an emitter consumed as part of another node (e.g. transpose folded into flatten)
-    skipped: set[str] = field(default_factory=set)
     # time-major recurrent sequences: the [T, N, C, 1, 1] blobs of the rank-5 layout
     seq: set[str] = field(default_factory=set)
     _taken: set[str] = field(default_factory=set)
     _layer_names: set[str] = field(default_factory=set)
+    _dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _current: Node | None = None
 
     # -- naming
@@ -191,20 +190,37 @@ class CoremlContext:
 
     # -- shapes
     def dims(self, v: Value, node: Node | None = None) -> tuple[int, ...]:
-        """The concrete IR shape of ``v`` with the batch axis as 1; other unknown dims are an error."""
-        out = []
-        for i, d in enumerate(v.shape):
-            if isinstance(d, int):
-                out.append(d)
-            elif i == 0 or d == "N":   # the batch axis (axis 1 of time-major sequences)
-                out.append(1)
-            else:
-                where = node if node is not None else self._current
-                raise ConversionError(
-                    f"Core ML needs static shapes: value {v.name} has shape {v.type}"
-                    f"{origin_of(where) if where is not None else ''}; give the model input a fixed "
-                    f"shape with input_name_shape_dict.")
-        return tuple(out)
+        """The concrete IR shape of ``v`` with the batch as 1.
+
+        The batch symbol ``N`` is 1; a dim derived from it (``?``, e.g. a batch
+        folded with time) is recomputed by re-running the producers' shape
+        functions on concrete shapes. Unknown input dims are an error.
+        """
+        if all(isinstance(d, int) or d == "N" for d in v.shape):
+            return tuple(d if isinstance(d, int) else 1 for d in v.shape)
+        if v.name in self._dims:
+            return self._dims[v.name]
+        producer = self.graph.producer(v)
+        if producer is None:
+            if all(isinstance(d, int) for d in v.shape[1:]):
+                return (1,) + tuple(v.shape[1:])  # type: ignore[return-value]
+            where = node if node is not None else self._current
+            raise ConversionError(
+                f"Core ML needs static shapes: input {v.name} has shape {v.type}"
+                f"{origin_of(where) if where is not None else ''}; give it a fixed shape with "
+                f"input_name_shape_dict.")
+        from kcc.ir import TensorType
+        from kcc.ops.registry import get_op
+
+        types = [None if x is None else (x.type if x.is_const else TensorType(self.dims(x, node), x.dtype))
+                 for x in producer.inputs]
+        outs = get_op(producer.op).infer_types(producer.attrs, types, where=producer.name)
+        for value, t in zip(producer.outputs, outs):
+            if not all(isinstance(d, int) for d in t.shape):
+                raise ConversionError(f"Core ML needs static shapes: {value.name} ({value.type})"
+                                      f"{origin_of(producer)} has no static size")
+            self._dims[value.name] = tuple(t.shape)
+        return self._dims[v.name]
 
     def chw(self, v: Value) -> tuple[int, int, int]:
         """The rank-5 layout's (C, H, W) of an IR value (NeedsND for ranks it cannot hold)."""

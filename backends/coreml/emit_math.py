@@ -29,7 +29,7 @@ def const_shape_for(ctx: CoremlContext, c: np.ndarray, out: Value) -> tuple[np.n
     if c.size == 1:
         return c.reshape(1), [1]
     if c.shape[0] != 1:
-        return np.broadcast_to(c.reshape((-1,) + c.shape[1:]), c.shape).reshape(-1), [-1]  # caller: NeedsND
+        return c.reshape(-1), [-1]  # varies along the batch axis: the caller needs ND
     body = c.reshape(c.shape[1:]) if out.rank > 1 else c.reshape(1)
     if out.rank == 2:
         cc, ch, cw = body.shape[0], 1, 1
@@ -143,6 +143,8 @@ def _tensor_const(ctx: CoremlContext, node: Node, x: str, c: np.ndarray, const_f
 
 
 def _legacy_broadcastable(ctx: CoremlContext, a: Value, b: Value, out: Value) -> bool:
+    if a.name in ctx.seq and b.name in ctx.seq:   # two [T, N, C, 1, 1] sequences
+        return a.shape == b.shape
     so = ctx.chw(out)
     allowed = {so, (1, 1, 1), (so[0], 1, 1), (1, so[1], so[2])}
     return ctx.chw(a) in allowed and ctx.chw(b) in allowed

@@ -18,9 +18,10 @@ import numpy as np
 
 from kcc.backends.coreml.context import CoremlContext, coreml_emitter
 from kcc.backends.coreml.emit_math import scale_layer
-from kcc.backends.coreml.emit_nn import _pad3d, around4d
+from kcc.backends.coreml.emit_nn import around4d, pad3d
 from kcc.ir import Node
-from kcc.ops.nn_more import LayerNorm, _resize_axis
+from kcc.ops.nn_more import LayerNorm
+from kcc.ops.registry import get_op
 from kcc.ops.shapes import norm_axes, norm_axis
 
 
@@ -94,7 +95,7 @@ def _conv_transpose3d(ctx: CoremlContext, node: Node) -> None:
     p.strideDepth, p.strideHeight, p.strideWidth = node.attrs["strides"] or (1, 1, 1)
     p.dilationDepth = p.dilationHeight = p.dilationWidth = 1
     begins = tuple((node.attrs["pads"] or (0,) * 6)[:3])
-    _pad3d(p, node, begins + (0, 0, 0))
+    pad3d(p, node, begins + (0, 0, 0))
     p.outputShape.extend(int(d) for d in ctx.dims(node.outputs[0])[2:])
     ctx.weights(p.weights, weights)
     if b is not None:
@@ -172,8 +173,10 @@ def _factors(node: Node, ctx: CoremlContext) -> list[float]:
 
 
 def _resampling_matrix(size: int, out: int, mode: str) -> np.ndarray:
-    """A (out, size) matrix: the IR's resize along one axis, as a linear map."""
-    return _resize_axis(np.eye(size, dtype=np.float64), 0, out, out / size, mode).astype(np.float32)
+    """A (out, size) matrix: the IR's resize along one axis, as a linear map (the op resizes an identity)."""
+    eye = np.eye(size, dtype=np.float32).reshape(size, 1, size)       # (N=size, C=1, L=size)
+    y = get_op("resize").compute({"mode": mode, "sizes": (out,), "scales": ()}, eye)
+    return np.ascontiguousarray(y[:, 0, :].T, dtype=np.float32)
 
 
 @coreml_emitter("resize")

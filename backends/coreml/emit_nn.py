@@ -109,21 +109,21 @@ def _conv3d(ctx: CoremlContext, node: Node) -> None:
     p.kernelDepth, p.kernelHeight, p.kernelWidth = (int(k) for k in w.shape[2:])
     p.strideDepth, p.strideHeight, p.strideWidth = node.attrs["strides"] or (1, 1, 1)
     p.dilationDepth, p.dilationHeight, p.dilationWidth = node.attrs["dilations"] or (1, 1, 1)
-    _pad3d(p, node)
+    pad3d(p, node)
     ctx.weights(p.weights, w.const)
     if b is not None:
         p.hasBias = True
         ctx.weights(p.bias, b.const)
     ctx.require(5, node, "the convolution3d layer")
     if node.attrs["activation"] != "linear":
-        apply_activation(ctx, node.attrs["activation"], {}, p_out(ctx), ctx.out(node), node.outputs[0])
+        apply_activation(ctx, node.attrs["activation"], {}, _last_output(ctx), ctx.out(node), node.outputs[0])
 
 
-def p_out(ctx: CoremlContext) -> str:
+def _last_output(ctx: CoremlContext) -> str:
     return ctx.network.layers[-1].output[0]
 
 
-def _pad3d(p, node: Node, pads: tuple[int, ...] | None = None) -> None:
+def pad3d(p, node: Node, pads: tuple[int, ...] | None = None) -> None:
     """3-D padding: SAME, or CUSTOM amounts from the IR ``pads`` (front, top, left, back, bottom, right)."""
     values = p.DESCRIPTOR.fields_by_name["paddingType"].enum_type.values_by_name
     if pads is None and node.attrs.get("auto_pad") == "same":
@@ -166,7 +166,7 @@ def _pool3d(ctx: CoremlContext, node: Node) -> None:
     p.type = type(p).PoolingType3D.Value(_POOL_TYPES[node.op])
     p.kernelDepth, p.kernelHeight, p.kernelWidth = node.attrs["kernel"]
     p.strideDepth, p.strideHeight, p.strideWidth = node.attrs["strides"] or (1, 1, 1)
-    _pad3d(p, node)
+    pad3d(p, node)
     if node.op == "avg_pool":
         p.countExcludePadding = not node.attrs["count_include_pad"]
     ctx.require(5, node, "the pooling3d layer")

@@ -175,15 +175,18 @@ def _slice(ctx: CoremlContext, node: Node) -> None:
     begin, end, strides = [0] * x.rank, list(dims), [1] * x.rank
     src = ctx.name(x)
     backwards = [a for a, _, _, step in parts if step < 0]
-    if backwards:  # reverse those axes, then slice forward: index i is dim-1-i after reversal
-        rev = ctx.tmp("reversed")
-        _, p = ctx.layer("reverse", [src], rev)
-        p.reverseDim.extend(a in backwards for a in range(x.rank))
-        src = rev
     for a, start, stop, step in parts:
-        if step < 0:
+        if step < 0:  # after reversing the axis, index i is dim-1-i
             start, stop, step = dims[a] - 1 - start, dims[a] - 1 - stop, -step
         begin[a], end[a], strides[a] = start, stop, step
+    whole = begin == [0] * x.rank and end == list(dims) and strides == [1] * x.rank
+    if backwards:
+        rev = ctx.out(node) if whole else ctx.tmp("reversed")
+        _, p = ctx.layer("reverse", [src], rev)
+        p.reverseDim.extend(a in backwards for a in range(x.rank))
+        if whole:
+            return
+        src = rev
     _, p = ctx.layer("sliceStatic", [src], ctx.out(node))
     p.beginIds.extend(begin)
     p.endIds.extend(end)
@@ -278,7 +281,7 @@ def _reduce(ctx: CoremlContext, node: Node) -> None:
     key = (x.rank, axes)
     if not ctx.nd and key in _LEGACY_REDUCE_AXES and out.rank >= 2:
         cw = ctx.chw(x)
-        kept = tuple(1 if slot in _slots(_LEGACY_REDUCE_AXES[key]) else d for slot, d in zip("CHW", cw))
+        kept = tuple(1 if slot in _LEGACY_REDUCE_AXES[key] else d for slot, d in zip("CHW", cw))
         same = kept == ctx.chw(out)
         dst = ctx.out(node) if same else ctx.tmp("reduced")
         _, p = ctx.layer("reduce", [ctx.name(x)], dst)
@@ -292,10 +295,6 @@ def _reduce(ctx: CoremlContext, node: Node) -> None:
     _, p = ctx.layer(_ND_REDUCE[node.op], [ctx.name(x)], ctx.out(node))
     p.axes.extend(axes)
     p.keepDims = bool(node.attrs["keepdims"])
-
-
-def _slots(axis: str) -> str:
-    return axis
 
 
 __all__ = ["folds_into_flatten"]

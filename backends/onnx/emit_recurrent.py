@@ -22,7 +22,6 @@ from kcc.backends.onnx.emit_recurrent_scan import emit_cell_scan, emit_conv_lstm
 from kcc.ir import Node, Value
 
 _ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # IR activation -> (ONNX name, alpha or None, beta or None).
 ONNX_ACTIVATIONS: dict[str, tuple[str, float | None, float | None]] = {
     "linear": ("Affine", 1.0, 0.0),

@@ -50,7 +50,7 @@ class _Cell:
         x, w, r, b = node.inputs[:4]
         if not (w.is_const and r.is_const and (b is None or b.is_const)):
             raise UnsupportedOpError(f"{node.op} node {node.name}: the ONNX Scan form needs constant weights")
-        self.ctx, self.node, self.dtype = ctx, node, x.dtype
+        self.ctx, self.node = ctx, node
         self.hidden = r.shape[1]
         gates = w.shape[0] // self.hidden
         self.w = np.split(w.const, gates)

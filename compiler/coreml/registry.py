@@ -10,7 +10,7 @@ type up here, and a missing entry is a :class:`~kcc.errors.RuntimeModelError`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -51,7 +51,6 @@ class LayerContext:
     blobs: dict[str, np.ndarray]
     run_network: Callable[[Any], None]
     rank5: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

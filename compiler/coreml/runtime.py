@@ -33,7 +33,7 @@ from kcc.errors import KccError, RuntimeModelError
 # Importing the layer families fills the registry table.
 from kcc.coreml import (  # noqa: F401,E402
     layers_activation, layers_control, layers_dense, layers_elementwise, layers_norm,
-    layers_recurrent, layers_reduce, layers_shape, layers_spatial, layers_tensor,
+    layers_recurrent, layers_reduce, layers_shape, layers_spatial, layers_spatial3d, layers_tensor,
 )
 
 _NETWORK_KINDS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")

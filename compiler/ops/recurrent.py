@@ -1,4 +1,4 @@
-"""Recurrent ops: ``rnn`` (Elman), ``lstm`` and ``gru``, one direction each.
+"""Recurrent ops: ``rnn`` (Elman), ``lstm``, ``gru`` and ``conv_lstm``, one direction each.
 
 Layout: **time-major**. ``x`` is ``(T, N, F)`` (sequence, batch, features) and
 the sequence output ``y`` is ``(T, N, H)``. This is the one place the IR departs
@@ -46,6 +46,23 @@ keeps each output **at the position of its input** (ONNX and Core ML
 ``x[T-1], ..., x[t]``, and the final ``h`` is ``y[0]``. Keras's
 ``go_backwards=True`` returns that sequence reversed in time; the frontend adds
 the reversal.
+
+Mapping to Core ML's NeuralNetwork recurrent layers (time-major ``[T, N, C, 1, 1]``,
+``reverseInput`` = ``direction="reverse"``, ``sequenceOutput`` = whether ``y`` is read):
+
+* ``rnn`` -> ``simpleRecurrent``: ``weightMatrix = w``, ``recursionMatrix = r``,
+  ``biasVector = Wb + Rb``.
+* ``lstm`` -> ``uniDirectionalLSTM``: split the rows of ``w``/``r``/``b`` into
+  blocks i, o, f, c; Core ML wants input/forget/blockInput(= c)/output gate
+  matrices and one bias per gate (``Wb_g + Rb_g``); activations
+  ``[recurrent_activation, activation, activation]``; no peepholes. Core ML clips
+  every pre-activation to [-50, 50]; the IR op does not (equal for sigmoid/tanh,
+  different only for unbounded activations such as relu past 50).
+* ``gru`` -> ``gru`` only when ``reset_after=False`` (Core ML's GRU applies the
+  reset gate before the recurrent product): update = z, reset = r, output = h,
+  bias per gate ``Wb_g + Rb_g``. ``reset_after=True`` (Keras 3's default) has the
+  recurrent bias of gate h inside ``r * (...)`` and needs a decomposition.
+* ``conv_lstm`` has no Core ML layer.
 
 Activations are IR unary op names applied with their default attributes, or
 ``linear``; ``hard_sigmoid`` is ``clip(hard_sigmoid_alpha * x + 1/2, 0, 1)``

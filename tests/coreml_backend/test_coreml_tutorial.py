@@ -91,13 +91,13 @@ def test_saved_mlmodel_runs(tutorial, tmp_path):
 def test_int_labels_from_file_and_rgb_biases(tmp_path):
     """Integer labels, labels from a file, a BGR image with per-channel biases (scale first, then bias)."""
     keras.utils.set_random_seed(0)
-    inp = keras.Input((6, 5, 3))
+    inp = keras.Input((6, 5, 3), name="photo")
     x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("cat\ndog\n\nbird\n")
-    mlmodel = kcc.compile(model, target="coreml", image_input_names=model.inputs[0].name if False else "input_layer",
+    mlmodel = kcc.compile(model, target="coreml", image_input_names="photo",
                           is_bgr=True, image_scale=0.5, red_bias=-1.0, green_bias=2.0, blue_bias=3.0,
                           class_labels=str(labels_file))
     spec = mlmodel.get_spec()
@@ -108,9 +108,38 @@ def test_int_labels_from_file_and_rgb_biases(tmp_path):
     keras_in = rgb.astype(np.float32) * 0.5 + np.array([-1.0, 2.0, 3.0], np.float32)
     keras_in = keras_in[..., ::-1]  # the network sees BGR channel order
     ref = np.asarray(model(keras_in[None]))[0]
-    out = predict(mlmodel, {"input_layer": rgb})
+    out = predict(mlmodel, {"photo": rgb})
     assert_close(ref, np.array([out[spec.description.predictedProbabilitiesName][k] for k in ("cat", "dog", "bird")]))
     mlmodel = kcc.compile(model, target="coreml", class_labels=[3, 1, 4])
     spec = mlmodel.get_spec()
     assert list(spec.neuralNetworkClassifier.int64ClassLabels.vector) == [3, 1, 4]
     assert spec.description.output[-1].type.WhichOneof("Type") == "int64Type"
+
+
+def test_gray_bias_and_per_input_scale_dict():
+    from kcc.examples import mnist_small
+
+    model = mnist_small(seed=2)
+    mlmodel = kcc.compile(model, target="coreml", input_names="image", image_input_names=["image"],
+                          image_scale={"image": 1 / 127.5}, gray_bias={"image": -1.0})
+    pre = mlmodel.get_spec().neuralNetwork.preprocessing[0]
+    assert pre.scaler.channelScale == pytest.approx(1 / 127.5) and pre.scaler.grayBias == -1.0
+    pixels = np.random.default_rng(5).integers(0, 256, (28, 28)).astype(np.uint8)
+    ref = np.asarray(model(pixels[None, :, :, None].astype(np.float32) / 127.5 - 1.0))[0]
+    got = predict(mlmodel, {"image": pixels})
+    assert_close(ref, np.asarray(next(iter(got.values()))).reshape(-1))
+
+
+def test_image_input_in_the_nd_layout():
+    """A model that needs ND layers still takes an image: rank-4 image mapping, same preprocessing."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 6, 3), name="photo")
+    x = keras.layers.Conv2D(4, 3)(inp)
+    model = keras.Model(inp, keras.layers.Softmax(axis=1)(x))
+    mlmodel = kcc.compile(model, target="coreml", image_input_names="photo", image_scale=1 / 255.0)
+    spec = mlmodel.get_spec()
+    assert spec.specificationVersion == 4 and spec.neuralNetwork.imageInputShapeMapping == 1
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    ref = np.asarray(model(rgb[None].astype(np.float32) / 255.0))[0]       # (4, 4, 4) channels-last
+    got = np.asarray(predict(mlmodel, {"photo": rgb})[spec.description.output[0].name])
+    assert_close(ref, got.reshape(1, 4, 4, 4)[0].transpose(1, 2, 0))

@@ -76,6 +76,25 @@ LIBRARY: list[Entry] = [
     ("arguments", V, lambda x, scale, shift: x * scale + shift, {"arguments": {"scale": 2.5, "shift": -1.0}}),
     ("image_channel_mean", I, lambda x: x - tf.reduce_mean(x, axis=-1, keepdims=True), {}),
     ("image_spatial_sum", I, lambda x: tf.reduce_sum(x, axis=[1, 2]), {}),
+    # comparisons, selection, running sums
+    ("where_greater", V, lambda x: tf.where(x > 0.2, x, 0.1 * x), {}),
+    ("keras_ops_where", V, lambda x: K.where(K.logical_and(K.greater(x, -0.5), K.less(x, 0.5)), x * 4.0, x), {}),
+    ("reduce_any_all", V, lambda x: x + tf.cast(tf.reduce_any(x > 1.0, axis=-1, keepdims=True), tf.float32)
+     - tf.cast(tf.reduce_all(x > -1.5, axis=-1, keepdims=True), tf.float32), {}),
+    ("cumsum", V, lambda x: tf.cumsum(x, axis=1) + tf.cumsum(x, axis=1, exclusive=True, reverse=True), {}),
+    ("logsumexp", S, lambda x: tf.math.reduce_logsumexp(x, axis=-1, keepdims=True) - x, {}),
+    ("log1p_expm1", V, lambda x: tf.math.log1p(tf.abs(x)) + tf.math.expm1(x), {}),
+    # tensors shaped like the input (symbolic batch)
+    ("zeros_ones_like", V, lambda x: x * tf.ones_like(x) + tf.zeros_like(x) + 1.0, {}),
+    ("broadcast_to_shape", V, lambda x: tf.broadcast_to(tf.reduce_mean(x, -1, keepdims=True), tf.shape(x)) - x, {}),
+    ("reverse", S, lambda x: tf.reverse(x, axis=[1, 2]), {}),
+    # image ops in a Lambda
+    ("depth_to_space", [(3, 4, 8)], lambda x: tf.nn.depth_to_space(x, 2), {}),
+    ("space_to_depth", [(4, 6, 2)], lambda x: tf.nn.space_to_depth(x, 2), {}),
+    ("resize_bilinear", I, lambda x: tf.image.resize(x, (7, 9), method="bilinear"), {}),
+    ("resize_nearest", I, lambda x: tf.image.resize(x, (8, 12), method="nearest"), {}),
+    ("pool_and_conv", [(4, 6, 3)], lambda x: tf.nn.avg_pool2d(x, 2, 2, "VALID") + tf.nn.max_pool2d(x, 2, 2, "SAME")
+     + tf.nn.conv2d(x, tf.constant(np.linspace(-1, 1, 81, dtype=np.float32).reshape(3, 3, 3, 3)), 2, "SAME"), {}),
     # several inputs and outputs
     ("two_inputs", [(10,), (10,)], lambda t: t[0] * t[1] + t[0], {}),
     ("two_outputs", V, lambda x: [x * 2.0, tf.reduce_sum(x, axis=-1, keepdims=True)], {}),

@@ -108,7 +108,8 @@ ROWS = {
     "Dropout": (lambda: chain((4, 4, 3), L.Dropout(0.5), L.SpatialDropout2D(0.5), L.GaussianNoise(1.0),
                               L.GaussianDropout(0.3), L.AlphaDropout(0.2), L.ActivityRegularization(0.1),
                               L.Dense(3)), True),
-    "SpatialDropout1D-3D": (lambda: chain((4, 3), L.SpatialDropout1D(0.5), L.Dense(3)), True),
+    "SpatialDropout1D": (lambda: chain((4, 3), L.SpatialDropout1D(0.5), L.Dense(3)), True),
+    "SpatialDropout3D": (lambda: chain((2, 3, 3, 2), L.SpatialDropout3D(0.5), L.Dense(3)), True),
     # --- activation layers
     "ReLU": (lambda: chain((6, 5), L.ReLU()), True),
     "ReLU-max": (lambda: chain((6, 5), L.ReLU(max_value=0.5)), True),

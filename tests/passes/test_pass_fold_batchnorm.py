@@ -6,9 +6,6 @@ import pytest
 
 from pass_helpers import c, check_rewrite, check_unchanged, graph_with
 
-RNG = np.random.default_rng(7)
-
-
 def _bn(op, y, channels):
     r = np.random.default_rng(channels)
     return op.batch_norm(y, c(op, r.uniform(0.5, 2, channels)), c(op, r.normal(size=channels)),

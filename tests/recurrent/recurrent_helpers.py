@@ -19,7 +19,10 @@ TOL = 1e-4
 def randomize(model: Any, seed: int = 0, scale: float = 0.5) -> None:
     rng = np.random.default_rng(seed)
     for w in model.weights:
-        w.assign((scale * rng.standard_normal(tuple(w.shape))).astype("float32"))
+        value = scale * rng.standard_normal(tuple(w.shape))
+        if "variance" in w.path:
+            value = np.abs(value) + 0.5
+        w.assign(value.astype("float32"))
 
 
 def check(model: Any, source: Any = None, *, inputs: Sequence[np.ndarray] | None = None, fill: int = 7,

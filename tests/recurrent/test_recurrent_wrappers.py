@@ -82,3 +82,13 @@ def test_masked_sequence_is_refused():
     model = keras.Model(x, L.LSTM(2)(L.Masking()(x)))
     with pytest.raises(ConversionError):
         kcc.compile(model, target="onnx")
+
+
+def test_time_distributed_softmax_batchnorm_lstm_lambda():
+    x = keras.Input((4, 6, 2))
+    y = L.TimeDistributed(L.LSTM(3, return_sequences=True))(x)        # (N, 4, 6, 3)
+    y = L.TimeDistributed(L.Softmax(axis=-1))(y)
+    y = L.TimeDistributed(L.BatchNormalization())(y)
+    y = L.TimeDistributed(L.Lambda(lambda t: t * 2.0 + 1.0))(y)
+    y = L.TimeDistributed(L.Flatten())(y)
+    check(keras.Model(x, y))

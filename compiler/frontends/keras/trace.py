@@ -9,8 +9,9 @@ The body runs on Keras (channels-last) tensors, so the traced subgraph is
 wrapped in ``to_keras_layout`` / ``from_keras_layout`` transposes (nothing for
 rank <= 2); ``cancel_transposes`` removes back-to-back pairs. Python constants,
 ``arguments=`` and captured variables become constants of the traced graph;
-symbolic dims (the batch) stay symbolic. A TensorFlow op neither tf2onnx nor
-the table below can express raises a ConversionError naming the layer and the
+symbolic dims (the batch) stay symbolic. kcc's own TensorFlow-op table
+(tf_table.py) overrides or completes tf2onnx's. A TensorFlow op neither can
+express raises a ConversionError naming the layer and the
 op, and the ways forward.
 """
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from kcc.errors import ConversionError, KccError
 from kcc.frontends.keras.registry import LayerContext
 from kcc.frontends.keras.spec import TensorRef
+from kcc.frontends.keras.tf_table import patch_leftovers, tf2onnx_overrides
 from kcc.ir import Value
 
 # ONNX opset asked of tf2onnx; kcc's ONNX importer reads the opset 13+ forms.
@@ -32,33 +33,6 @@ TRACE_OPSET = 17
 
 _TF_DTYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i32": "int32", "i64": "int64",
               "u8": "uint8", "i8": "int8", "bool": "bool"}
-
-
-def _rewrite_erfc(node: onnx.NodeProto, fresh) -> list[onnx.NodeProto]:
-    """erfc(x) = 1 - erf(x) (tf.nn.gelu's exact form uses Erfc, which tf2onnx lacks)."""
-    erf, one = fresh("erf"), fresh("one")
-    return [helper.make_node("Constant", [], [one], value=helper.make_tensor(one, onnx.TensorProto.FLOAT, [], [1.0])),
-            helper.make_node("Erf", [node.input[0]], [erf], name=fresh(node.name + "/erf")),
-            helper.make_node("Sub", [one, erf], list(node.output), name=node.name)]
-
-
-# TensorFlow ops tf2onnx leaves unconverted (still with their TF op type) -> an
-# equivalent ONNX spelling. A small table kcc owns on top of tf2onnx's.
-TF_LEFTOVERS = {"Erfc": _rewrite_erfc}
-
-
-def _patch_leftovers(model: onnx.ModelProto) -> None:
-    counter = iter(range(10 ** 9))
-
-    def fresh(hint: str) -> str:
-        return f"kcc_{hint}_{next(counter)}"
-
-    nodes: list[onnx.NodeProto] = []
-    for node in model.graph.node:
-        rewrite = TF_LEFTOVERS.get(node.op_type)
-        nodes.extend(rewrite(node, fresh) if rewrite else [node])
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
 
 
 def _pack(structure: Any, flat: list[Any]) -> Any:
@@ -85,6 +59,7 @@ def _with_globals(ctx: LayerContext, fn: Any) -> Any:
     taken from ``custom_objects`` and, for the usual module aliases, from
     ``tf``/``keras``/``np`` themselves.
     """
+    import builtins
     import types
 
     import keras
@@ -93,8 +68,7 @@ def _with_globals(ctx: LayerContext, fn: Any) -> Any:
     code = getattr(fn, "__code__", None)
     if code is None:
         return fn
-    missing = [n for n in code.co_names if n not in fn.__globals__ and not hasattr(__builtins__, n)
-               and n not in (__builtins__ if isinstance(__builtins__, dict) else {})]
+    missing = [n for n in code.co_names if n not in fn.__globals__ and not hasattr(builtins, n)]
     if not missing:
         return fn
     known = {"tf": tf, "tensorflow": tf, "keras": keras, "np": np, "numpy": np, "ops": keras.ops}
@@ -153,11 +127,12 @@ def trace_to_onnx(ctx: LayerContext, inputs: list[Value]) -> tuple[onnx.ModelPro
     tf_ops = {op.name: op.type for op in concrete.graph.get_operations()}
     logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
     try:
-        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=TRACE_OPSET)
+        model, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=TRACE_OPSET,
+                                                 custom_op_handlers=tf2onnx_overrides())
     except Exception as e:  # tf2onnx raises plain exceptions for ops it cannot map
         raise ctx.fail(f"tf2onnx could not convert its traced TensorFlow graph: {type(e).__name__}: "
                        f"{_first_line(e)}. {ways_forward(ctx)}") from e
-    _patch_leftovers(model)
+    patch_leftovers(model)
     return model, tf_ops
 
 
@@ -183,7 +158,8 @@ def trace_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
     if len(onnx_inputs) != len(keras_inputs):
         raise ConversionError(f"layer {ctx.name!r}: traced graph has {len(onnx_inputs)} inputs, "
                               f"the call has {len(keras_inputs)}")
-    importer = OnnxImporter(ctx.graph, opset_of(model), origin=ctx.origin, name_prefix=f"{ctx.name}/")
+    importer = OnnxImporter(ctx.graph, opset_of(model), origin=ctx.origin, name_prefix=f"{ctx.name}/",
+                            exact_resize_sizes=True)
     try:
         missing = importer.unsupported_nodes(model.graph)
         if missing:
@@ -228,4 +204,4 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-__all__ = ["trace_layer", "trace_to_onnx", "TF_LEFTOVERS", "TRACE_OPSET", "ways_forward"]
+__all__ = ["trace_layer", "trace_to_onnx", "TRACE_OPSET", "ways_forward"]

@@ -16,8 +16,6 @@ dims and the arithmetic on it fold symbolically (symbolic.py).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -53,12 +51,18 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray:
 class OnnxImporter:
     """Lowers ONNX nodes into ``graph``; ``origin`` (if given) is recorded on every node."""
 
-    def __init__(self, graph: Graph, opset: int, *, origin: str | None = None, name_prefix: str = ""):
+    def __init__(self, graph: Graph, opset: int, *, origin: str | None = None, name_prefix: str = "",
+                 exact_resize_sizes: bool = False):
         self.graph = graph
+        # tf2onnx writes a Resize to a fixed size as float32 scales (9/5 -> 1.7999999); with this
+        # set, an output size within 1e-4 of an integer is that integer (what TensorFlow computed).
+        self.options = {"exact_resize_sizes": exact_resize_sizes}
         self.opset = opset
         self.origin = origin
         self.name_prefix = name_prefix
         self.env: dict[str, Known] = {}
+        # id of a Shape(x) result with symbolic dims -> x (the arrays stay alive in env).
+        self.shape_sources: dict[int, Value] = {}
 
     # ------------------------------------------------------------------ API
     def import_graph(self, g: onnx.GraphProto, bound: dict[str, Value]) -> list[Known]:
@@ -125,7 +129,8 @@ class OnnxImporter:
     def _call(self, node: onnx.NodeProto, ins: list[Known | None], graph: Graph) -> list[Known]:
         handler = self._handler(node)
         name = self.name_prefix + (node.name or node.op_type)
-        ctx = OnnxNodeContext(graph, node, ins, self.opset, self.origin or node.name or node.op_type, name)
+        ctx = OnnxNodeContext(graph, node, ins, self.opset, self.origin or node.name or node.op_type, name,
+                              self.shape_sources, self.options)
         try:
             result = handler(ctx)
         except UnsupportedOnnxOp:
@@ -142,11 +147,11 @@ class OnnxImporter:
         if any(x is not None and x.dtype == object for x in ins):
             attrs = OnnxNodeContext(self.graph, node, [], self.opset, "", "").attrs
             out = symbolic.evaluate(node.op_type, attrs, ins)
-            if out is None:
-                raise ConversionError(
-                    f"ONNX node {node.name or node.op_type!r} ({node.op_type}) computes on a shape with "
-                    f"symbolic dims, which kcc cannot fold; give the model static input shapes")
-            return [out]
+            if out is not None:
+                return [out]
+            # Not shape arithmetic: the handler builds real nodes (ConstantOfShape, Expand, ...)
+            # from the symbolic shape, or says it cannot.
+            return self._call(node, ins, self.graph)
         scratch = Graph("fold")
         results = self._call(node, ins, scratch)
         from kcc.interpreter import run
@@ -161,4 +166,7 @@ class OnnxImporter:
         dims = dims[start:end]
         if all(isinstance(d, int) for d in dims):
             return np.asarray(dims, dtype=np.int64)
-        return np.asarray(dims, dtype=object)
+        out = np.asarray(dims, dtype=object)
+        if start == 0 and end is None:
+            self.shape_sources[id(out)] = x
+        return out

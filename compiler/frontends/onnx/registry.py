@@ -77,8 +77,12 @@ class OnnxNodeContext:
     """What a handler may use while lowering one ONNX node."""
 
     def __init__(self, graph: Graph, node: onnx.NodeProto, inputs: list[Value | np.ndarray | None],
-                 opset: int, origin: str, name: str):
+                 opset: int, origin: str, name: str, shape_sources: dict[int, Value] | None = None,
+                 options: dict[str, Any] | None = None):
         self.graph = graph
+        # Importer options (see OnnxImporter), e.g. "exact_resize_sizes".
+        self.options = options or {}
+        self._shape_sources = shape_sources or {}
         self.node = node
         self.inputs = inputs
         self.opset = opset
@@ -137,6 +141,11 @@ class OnnxNodeContext:
         if isinstance(x, np.ndarray):
             return [d if isinstance(d, str) else int(d) for d in x.ravel().tolist()]
         return [int(d) for d in self.const(i).ravel()]
+
+    def shape_source(self, i: int) -> Value | None:
+        """The value whose ``Shape`` input ``i`` is, unchanged (for ops building tensors of that shape)."""
+        x = self.inputs[i] if i < len(self.inputs) else None
+        return self._shape_sources.get(id(x)) if isinstance(x, np.ndarray) else None
 
     def ints(self, i: int) -> list[int]:
         return [int(d) for d in self.const(i).ravel()]

@@ -11,6 +11,7 @@ from kcc.ir import Value
 
 @keras_layer("ReLU")
 def relu(ctx: LayerContext, x: Value) -> Value:
+    """relu / leaky_relu / thresholded_relu, capped by min for max_value."""
     mv = ctx.get("max_value")
     return keras_relu(ctx.op, x, float(ctx.get("negative_slope", 0.0) or 0.0),
                       None if mv is None else float(mv), float(ctx.get("threshold", 0.0) or 0.0))
@@ -18,17 +19,20 @@ def relu(ctx: LayerContext, x: Value) -> Value:
 
 @keras_layer("LeakyReLU")
 def leaky_relu(ctx: LayerContext, x: Value) -> Value:
+    """leaky_relu with negative_slope."""
     slope = ctx.get("negative_slope", ctx.get("alpha", 0.3))
     return ctx.op.leaky_relu(x, alpha=float(slope))
 
 
 @keras_layer("ELU")
 def elu(ctx: LayerContext, x: Value) -> Value:
+    """elu with alpha."""
     return ctx.op.elu(x, alpha=float(ctx.get("alpha", 1.0)))
 
 
 @keras_layer("ThresholdedReLU")
 def thresholded_relu(ctx: LayerContext, x: Value) -> Value:
+    """thresholded_relu with theta (tf.keras files)."""
     return ctx.op.thresholded_relu(x, alpha=float(ctx.get("theta", 1.0)))
 
 

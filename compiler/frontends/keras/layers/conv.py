@@ -38,6 +38,7 @@ def _window(ctx: LayerContext, x: Value, kernel) -> tuple[Value, tuple, tuple, d
 
 @keras_layer("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D")
 def conv(ctx: LayerContext, x: Value) -> Value:
+    """conv (OIHW weights, groups, dilation, same/valid/causal padding) + activation."""
     kernel = as_tuple(ctx.get("kernel_size"), x.rank - 2)
     x, strides, dil, pad_attrs = _window(ctx, x, kernel)
     w = ctx.const(kernel_to_oihw(ctx.weight("kernel")), "kernel")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from kcc.frontends.keras.layers.common import as_tuple, check_channels_last, kernel_to_oihw
-from kcc.frontends.keras.layers.recurrent import LSTM_ORDER, hard_sigmoid_alpha, ir_activation, reverse_time
+from kcc.frontends.keras.layers.recurrent import (
+    LSTM_ORDER, hard_sigmoid_alpha, ir_activation, reverse_time, to_time_major)
 from kcc.frontends.keras.registry import LayerContext, keras_layer
 from kcc.ir import Value, is_static
 from kcc.ops.shapes import same_pads
@@ -69,7 +70,7 @@ def conv_lstm(ctx: LayerContext, x: Value, initial_state: Any = None, mask: Any 
     if states and len(states) != 2:
         raise ctx.fail(f"initial_state has {len(states)} tensors, ConvLSTM takes 2 (h, c)")
     perm_in = (2, 0, 1) + tuple(range(3, x.rank))
-    x_tm = ctx.op.transpose(x, perm=perm_in)
+    x_tm = to_time_major(ctx, x, perm_in)
     y, h, c = ctx.op.conv_lstm(x_tm, w, r, b, *(states or [None, None]), **attrs)
     if ctx.get("return_sequences", False):
         if ctx.get("go_backwards"):

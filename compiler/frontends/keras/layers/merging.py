@@ -24,7 +24,9 @@ def _inputs(ctx: LayerContext, xs) -> list[Value]:
 
 @keras_layer(*_BINARY)
 def elementwise(ctx: LayerContext, xs, **kwargs: Value) -> Value:
-    """Merge layers take a list; Keras 3's operator nodes of the same class names
+    """add / sub / mul / max / min over the inputs (Average: sum * 1/n).
+
+    Merge layers take a list; Keras 3's operator nodes of the same class names
     (``a + b`` in a functional model: keras.src.ops.numpy.Add) take ``(x1, arg1=x2)``."""
     if (ctx.layer.module or "").startswith("keras.src.ops"):
         return _operator(ctx, xs, kwargs)
@@ -65,6 +67,7 @@ def _operator(ctx: LayerContext, first, kwargs: dict) -> Value:
 
 @keras_layer("Concatenate")
 def concatenate(ctx: LayerContext, xs) -> Value:
+    """concat on the mapped axis."""
     xs = _inputs(ctx, xs)
     return ctx.op.concat(*xs, axis=ctx.axis(int(ctx.get("axis", -1)), xs[0].rank))
 

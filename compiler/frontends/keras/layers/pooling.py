@@ -15,6 +15,7 @@ _POOL_OPS = {
 
 @keras_layer(*_POOL_OPS)
 def pool(ctx: LayerContext, x: Value) -> Value:
+    """max_pool / avg_pool (avg excludes padding, as Keras does)."""
     check_channels_last(ctx)
     n = x.rank - 2
     kernel = as_tuple(ctx.get("pool_size"), n)
@@ -24,13 +25,11 @@ def pool(ctx: LayerContext, x: Value) -> Value:
     return getattr(ctx.op, op)(x, kernel=kernel, strides=strides, **pad_attrs)
 
 
-_GLOBAL_OPS = {
-    **dict.fromkeys([f"Global{k}Pooling{d}D" for k in ("Average", "Max") for d in (1, 2, 3)], None),
-    **dict.fromkeys([f"Global{k}Pool{d}D" for k in ("Avg", "Max") for d in (1, 2, 3)], None),
-}
+_GLOBAL_CLASSES = [f"Global{k}Pooling{d}D" for k in ("Average", "Max") for d in (1, 2, 3)] + \
+    [f"Global{k}Pool{d}D" for k in ("Avg", "Max") for d in (1, 2, 3)]
 
 
-@keras_layer(*_GLOBAL_OPS)
+@keras_layer(*_GLOBAL_CLASSES)
 def global_pool(ctx: LayerContext, x: Value) -> Value:
     """Reduce the spatial axes (IR 2..); keepdims=True keeps them as size 1 (Keras (N,1,..,C) = IR (N,C,1,..))."""
     check_channels_last(ctx)

@@ -32,6 +32,7 @@ def _channel_param(ctx: LayerContext, p: np.ndarray, rank: int) -> np.ndarray:
 
 @keras_layer("Rescaling")
 def rescaling(ctx: LayerContext, x: Value) -> Value:
+    """x * scale + offset (scalars or per channel)."""
     scale = _channel_param(ctx, _array(ctx.get("scale", 1.0)), x.rank)
     offset = _channel_param(ctx, _array(ctx.get("offset", 0.0)), x.rank)
     y = ctx.op.mul(x, ctx.const(scale, "scale"))
@@ -101,6 +102,7 @@ def _resize(ctx: LayerContext, x: Value, height: int, width: int, interpolation:
 
 @keras_layer("Resizing")
 def resizing(ctx: LayerContext, x: Value) -> Value:
+    """resize (nearest/bilinear, TF half-pixel), optionally after a centre crop to the aspect ratio."""
     check_channels_last(ctx)
     if ctx.get("pad_to_aspect_ratio", False):
         raise ctx.fail("pad_to_aspect_ratio=True is not supported; resize without it or pad beforehand")

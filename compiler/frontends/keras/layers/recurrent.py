@@ -18,10 +18,11 @@ sequence back, so it needs no reversal. Masks and ``stateful=True`` are refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from kcc.builder import GraphBuilder
 from kcc.frontends.keras.activations import activation_name
 from kcc.frontends.keras.registry import LayerContext, keras_layer
 from kcc.ir import Value
@@ -35,9 +36,9 @@ CELL_OPS: dict[str, str] = {
 }
 # Keras activation spellings that have another IR name.
 _ACTIVATION_ALIASES = {"swish": "silu", "hard_swish": "hard_silu", "exponential": "exp"}
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # Keras LSTM gate blocks (i f c o) in the IR's order (i o f c).
 LSTM_ORDER = (0, 3, 1, 2)
-_MERGES = ("concat", "sum", "mul", "ave", None)
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,8 @@ def ir_weights(ctx: LayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.
     kernel = ctx.weight(prefix + "kernel")
     recurrent = ctx.weight(prefix + "recurrent_kernel")
     h = spec.units
-    gates = kernel.shape[1] // h
-    if kernel.shape[1] != gates * h or recurrent.shape != (h, gates * h):
+    gates = _GATES[spec.op]
+    if kernel.ndim != 2 or kernel.shape[1] != gates * h or recurrent.shape != (h, gates * h):
         raise ctx.fail(f"weights {kernel.shape} / {recurrent.shape} do not match {h} units")
 
     def reorder(m: np.ndarray) -> np.ndarray:
@@ -151,6 +152,20 @@ def ir_weights(ctx: LayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.
     else:
         b = np.concatenate([reorder(bias), np.zeros_like(bias)])
     return w, r, b
+
+
+def to_time_major(ctx: LayerContext, x: Value, perm: tuple[int, ...]) -> Value:
+    """``transpose(x, perm)``, or the time-major value ``x`` was made from.
+
+    A sequence another recurrent layer produced is ``transpose(y, perm_out)``;
+    reading ``y`` itself keeps stacked layers free of transposes even when that
+    sequence has other readers too (cancel_transposes only folds single-use chains).
+    """
+    node = ctx.graph.producer(x)
+    if node is not None and node.op == "transpose" and \
+            tuple(node.attrs["perm"][i] for i in perm) == tuple(range(x.rank)):
+        return node.inputs[0]
+    return ctx.op.transpose(x, perm=perm)
 
 
 def reverse_time(ctx: LayerContext, y: Value, axis: int) -> Value:
@@ -199,7 +214,7 @@ def recurrent(ctx: LayerContext, x: Any, initial_state: Any = None, mask: Any = 
     x, states = _split_call(x, initial_state)
     _check_input(ctx, x, mask)
     spec = recurrent_spec(ctx, ctx.layer.class_name, ctx.config)
-    y_tm, final = run_recurrent(ctx, spec, ctx.op.transpose(x, perm=spec.perm_in), states)
+    y_tm, final = run_recurrent(ctx, spec, to_time_major(ctx, x, spec.perm_in), states)
     y = _keras_sequence(ctx, spec, y_tm) if spec.return_sequences else final[0]
     return [y] + final if spec.return_state else [y]
 
@@ -209,14 +224,13 @@ def _inner(config: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
     return layer["class_name"], layer["config"]
 
 
-def _merge(ctx: LayerContext, mode: str, a: Value, b: Value) -> Value:
-    if mode == "concat":
-        return ctx.op.concat(a, b, axis=a.rank - 1)
-    if mode == "sum":
-        return ctx.op.add(a, b)
-    if mode == "mul":
-        return ctx.op.mul(a, b)
-    return ctx.op.mul(ctx.op.add(a, b), ctx.op.scalar(0.5, a))  # ave
+# Bidirectional merge_mode -> how the forward and backward outputs combine (None keeps both).
+_MERGES: dict[str, Callable[[GraphBuilder, Value, Value], Value]] = {
+    "concat": lambda op, a, b: op.concat(a, b, axis=a.rank - 1),
+    "sum": lambda op, a, b: op.add(a, b),
+    "mul": lambda op, a, b: op.mul(a, b),
+    "ave": lambda op, a, b: op.mul(op.add(a, b), op.scalar(0.5, a)),
+}
 
 
 @keras_layer("Bidirectional")
@@ -225,8 +239,8 @@ def bidirectional(ctx: LayerContext, x: Any, initial_state: Any = None, mask: An
     x, states = _split_call(x, initial_state)
     _check_input(ctx, x, mask)
     mode = ctx.get("merge_mode", "concat")
-    if mode not in _MERGES:
-        raise ctx.fail(f"merge_mode={mode!r} is not one of {_MERGES}")
+    if mode is not None and mode not in _MERGES:
+        raise ctx.fail(f"merge_mode={mode!r} is not one of {sorted(_MERGES)} or None")
     fwd_class, fwd_cfg = _inner(ctx.config, "layer")
     if isinstance(ctx.get("backward_layer"), dict):
         bwd_class, bwd_cfg = _inner(ctx.config, "backward_layer")
@@ -237,15 +251,15 @@ def bidirectional(ctx: LayerContext, x: Any, initial_state: Any = None, mask: An
     if states and len(states) != fwd.n_states + bwd.n_states:
         raise ctx.fail(f"initial_state has {len(states)} tensors; Bidirectional {fwd.op.upper()} takes "
                        f"{fwd.n_states} per direction")
-    x_tm = ctx.op.transpose(x, perm=fwd.perm_in)
+    x_tm = to_time_major(ctx, x, fwd.perm_in)
     y_f, s_f = run_recurrent(ctx, fwd, x_tm, states[:fwd.n_states], "forward/")
     y_b, s_b = run_recurrent(ctx, bwd, x_tm, states[fwd.n_states:], "backward/")
     if fwd.return_sequences:
         # Keras flips the backward layer's sequence, undoing its go_backwards.
         seq_f = reverse_time(ctx, y_f, 0) if fwd.go_backwards else y_f
         seq_b = y_b if bwd.go_backwards else reverse_time(ctx, y_b, 0)
-        seqs = [seq_f, seq_b] if mode is None else [_merge(ctx, mode, seq_f, seq_b)]
+        seqs = [seq_f, seq_b] if mode is None else [_MERGES[mode](ctx.op, seq_f, seq_b)]
         ys = [ctx.op.transpose(s, perm=fwd.perm_out) for s in seqs]
     else:
-        ys = [s_f[0], s_b[0]] if mode is None else [_merge(ctx, mode, s_f[0], s_b[0])]
+        ys = [s_f[0], s_b[0]] if mode is None else [_MERGES[mode](ctx.op, s_f[0], s_b[0])]
     return ys + s_f + s_b if fwd.return_state else ys

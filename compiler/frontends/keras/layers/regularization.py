@@ -8,4 +8,5 @@ from kcc.ir import Value
 @keras_layer("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
              "GaussianDropout", "AlphaDropout", "ActivityRegularization")
 def inference_identity(ctx: LayerContext, x: Value) -> Value:
+    """identity (removed by fold_identity)."""
     return ctx.op.identity(x)

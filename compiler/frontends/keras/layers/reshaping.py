@@ -16,6 +16,7 @@ _BIG = 2**62
 
 @keras_layer("Reshape")
 def reshape(ctx: LayerContext, x: Value) -> Value:
+    """reshape in Keras order between layout transposes (folded when channels stay last)."""
     target = tuple(-1 if d is None else int(d) for d in ctx.get("target_shape"))
     y = ctx.op.reshape(ctx.to_keras_layout(x), shape=(0,) + target)
     return ctx.from_keras_layout(y)
@@ -23,6 +24,7 @@ def reshape(ctx: LayerContext, x: Value) -> Value:
 
 @keras_layer("Permute")
 def permute(ctx: LayerContext, x: Value) -> Value:
+    """transpose in Keras order; cancel_transposes composes the layout transposes."""
     dims = tuple(int(d) for d in ctx.get("dims"))
     y = ctx.op.transpose(ctx.to_keras_layout(x), perm=(0,) + dims)
     return ctx.from_keras_layout(y)
@@ -52,6 +54,7 @@ def _pairs(value, n: int) -> list[tuple[int, int]]:
 
 @keras_layer("Cropping1D", "Cropping2D", "Cropping3D")
 def cropping(ctx: LayerContext, x: Value) -> Value:
+    """slice of the spatial axes."""
     check_channels_last(ctx)
     n = x.rank - 2
     pairs = _pairs(ctx.get("cropping"), n)
@@ -64,6 +67,7 @@ def cropping(ctx: LayerContext, x: Value) -> Value:
 
 @keras_layer("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")
 def zero_padding(ctx: LayerContext, x: Value) -> Value:
+    """pad of the spatial axes with zeros."""
     check_channels_last(ctx)
     pairs = _pairs(ctx.get("padding"), x.rank - 2)
     return ctx.op.pad(x, pads=(0, 0) + tuple(p[0] for p in pairs) + (0, 0) + tuple(p[1] for p in pairs))

@@ -24,7 +24,7 @@ from kcc.ir import Value
 
 # Wrapped classes whose handler works on any rank along IR axis 1.
 PER_POSITION = frozenset({"Dense", "Activation", "Dropout", "GaussianDropout", "GaussianNoise", "AlphaDropout",
-                          "ReLU", "LeakyReLU", "ELU", "Softmax"})
+                          "ReLU", "LeakyReLU", "ELU"})
 
 
 def _swap_1_2(rank: int) -> tuple[int, ...]:
@@ -37,9 +37,13 @@ def inner_context(ctx: LayerContext, key: str = "layer", prefix: str = "layer/")
     cfg = inner["config"]
     weights = {k[len(prefix):]: v for k, v in ctx.layer.weights.items() if k.startswith(prefix)}
     layer = KerasLayer(name=f"{ctx.name}/{cfg.get('name', inner['class_name'])}", class_name=inner["class_name"],
-                       config=cfg, weights=weights, calls=ctx.layer.calls, live=None)
-    return LayerContext(ctx.graph, layer, ctx.call, ctx.call_index, f"{ctx.origin}/{cfg.get('name', '')}",
-                        ctx.options)
+                       config=cfg, weights=weights, calls=ctx.layer.calls,
+                       live=getattr(ctx.layer.live, key, None))
+    out = LayerContext(ctx.graph, layer, ctx.call, ctx.call_index, f"{ctx.origin}/{cfg.get('name', '')}",
+                       ctx.options)
+    if hasattr(ctx, "spec_stack"):
+        out.spec_stack = ctx.spec_stack
+    return out
 
 
 @keras_layer("TimeDistributed")

@@ -147,3 +147,44 @@ def one_hot(ctx: OnnxNodeContext) -> Value:
     dtype = {np.dtype(v): k for k, v in DTYPES.items()}.get(values.dtype, "f32")
     return ctx.op.one_hot(idx, depth=depth, axis=ctx.attr("axis", -1), off_value=float(values[0]),
                           on_value=float(values[1]), dtype=dtype)
+
+
+_COMPARE = {"Greater": "greater", "Less": "less", "Equal": "equal", "GreaterOrEqual": "greater_equal",
+            "LessOrEqual": "less_equal", "And": "logical_and", "Or": "logical_or", "Xor": "logical_xor"}
+
+
+@onnx_op(*_COMPARE)
+def compare(ctx: OnnxNodeContext) -> Value:
+    return getattr(ctx.op, _COMPARE[ctx.node.op_type])(ctx.value(0), ctx.value(1))
+
+
+@onnx_op("Not")
+def logical_not(ctx: OnnxNodeContext) -> Value:
+    return ctx.op.logical_not(ctx.value(0))
+
+
+@onnx_op("IsNaN")
+def is_nan(ctx: OnnxNodeContext) -> Value:
+    return ctx.op.is_nan(ctx.value(0))
+
+
+@onnx_op("IsInf")
+def is_inf(ctx: OnnxNodeContext) -> Value:
+    x = ctx.value(0)
+    pos, neg = ctx.attr("detect_positive", 1), ctx.attr("detect_negative", 1)
+    if pos and neg:
+        return ctx.op.is_inf(x)
+    inf = ctx.op.scalar(float("inf") if pos else float("-inf"), x)
+    return ctx.op.equal(x, inf) if (pos or neg) else ctx.op.logical_and(ctx.op.is_inf(x), ctx.op.is_nan(x))
+
+
+@onnx_op("Where")
+def where(ctx: OnnxNodeContext) -> Value:
+    return ctx.op.where(ctx.value(0), ctx.value(1), ctx.value(2))
+
+
+@onnx_op("CumSum")
+def cumsum(ctx: OnnxNodeContext) -> Value:
+    axis = int(np.asarray(ctx.const(1)).ravel()[0])
+    return ctx.op.cumsum(ctx.value(0), axis=axis, exclusive=bool(ctx.attr("exclusive", 0)),
+                         reverse=bool(ctx.attr("reverse", 0)))

@@ -161,7 +161,28 @@ def split(ctx: OnnxNodeContext) -> list[Value]:
 
 @onnx_op("Expand")
 def expand(ctx: OnnxNodeContext) -> Value:
-    """Broadcast to a shape: a multiply by ones of the target shape (static targets only)."""
+    """Broadcast to a shape: a multiply by ones of that shape (a constant, or shaped like the Shape's source)."""
     x = ctx.value(0)
-    ones = ctx.op.const(np.ones(ctx.ints(1), dtype=DTYPES[x.dtype]))
-    return ctx.op.mul(x, ones)
+    return ctx.op.mul(x, _filled(ctx, 1, 1.0, x.dtype))
+
+
+@onnx_op("ConstantOfShape")
+def constant_of_shape(ctx: OnnxNodeContext) -> Value:
+    value = ctx.attr("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value).ravel()
+    dtype = {np.dtype(v): k for k, v in DTYPES.items()}.get(value.dtype)
+    if dtype is None:
+        raise ctx.fail(f"value of dtype {value.dtype} is not supported")
+    return _filled(ctx, 0, float(value[0]), dtype)
+
+
+def _filled(ctx: OnnxNodeContext, i: int, value: float, dtype: str) -> Value:
+    """A tensor of the shape held by input ``i``, filled with ``value``."""
+    dims = ctx.dims(i)
+    if all(isinstance(d, int) for d in dims):
+        return ctx.op.const(np.full(dims, value, dtype=DTYPES[dtype]))
+    source = ctx.shape_source(i)
+    if source is None:
+        raise ctx.fail(f"its shape {dims} has symbolic dims and is not the shape of one tensor; "
+                       "give the model static input shapes")
+    return ctx.op.fill_like(source, value=value, dtype=dtype)
