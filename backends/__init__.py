@@ -29,6 +29,58 @@ class Target:
     options_from_cli: Callable[[Any], dict[str, Any]] | None = None
 
 
+# The pass pipeline every target runs, in order (ordering rules are checked when
+# it is built). Decomposed activations and normalizations (traced Lambda bodies)
+# become fused IR ops first, then constants fold into weights, then layout
+# cleanups, then dead code goes. Neither ONNX nor Core ML NeuralNetwork has a
+# conv/dense with a built-in activation, so fuse_activation gets an empty table.
+STANDARD_PIPELINE: tuple[Any, ...] = (
+    "fold_identity",
+    "fold_idempotent",
+    "fuse_square",
+    "fuse_clip",
+    "fuse_leaky_relu",
+    "fuse_silu",
+    "fuse_mish",
+    "fuse_gelu",
+    "fuse_hard_silu",
+    "fuse_normalization",
+    "fold_batchnorm",
+    "fold_channel_affine",
+    "fold_flatten_transpose",
+    "fold_layout_reshape",
+    "cancel_transposes",
+    ("fuse_activation", {"fusable": {}}),
+    "dce",
+)
+
+
+def separate_outputs(graph: Any) -> None:
+    """Give an output that is a graph input, or the same value as another output, its own identity node.
+
+    Both targets name tensors by value, so every model output needs a value of its own.
+    """
+    seen: set[str] = set()
+    fixed = []
+    for v, n in zip(graph.outputs, graph.output_names):
+        if v in graph.inputs or v.name in seen:
+            v = graph.add_node("identity", [v], {}, name=n).output
+        seen.add(v.name)
+        fixed.append(v)
+    graph.set_outputs(fixed, graph.output_names)
+
+
+def boundary_names(graph: Any) -> dict[str, str]:
+    """IR value name -> target tensor name: outputs take their output names; clashing inner values are renamed."""
+    names: dict[str, str] = {}
+    out_names = set(graph.output_names)
+    for v in graph.values():
+        names[v.name] = v.name if v.name not in out_names else f"{v.name}__inner"
+    for v, n in zip(graph.outputs, graph.output_names):
+        names[v.name] = n
+    return names
+
+
 _TARGETS: dict[str, Target] = {}
 
 

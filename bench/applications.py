@@ -150,7 +150,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
              "the logits; *sensitivity* is how far the Keras logits move (same measure) when the input moves by "
              "1e-7 relative: the model's own float32 noise floor. *ok* means error <= max(1e-4, 10 x sensitivity). "
              "*Transposes inside* counts Transpose nodes not touching the graph's input or output (the NHWC "
-             "boundary transposes are the only others).", "",
+             "boundary transposes are the only others). *convert* is wall time of `kcc.compile(path)` including "
+             "reading the `.keras` file, with two models converting at once on a 2-core machine.", "",
              "| model | input | params (M) | convert (s) | ONNX nodes | Transposes inside | max abs logit | "
              "rel error | sensitivity | ok |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcc.backends import Target, register_target
+from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
 from kcc.backends.coreml import (  # noqa: F401  (fill the table)
     coverage, custom, emit_activation, emit_logic, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor)
 from kcc.backends.coreml.context import CoremlContext, NeedsND, Requirement, origin_of, supported_ops
@@ -29,39 +29,12 @@ from kcc.backends.coreml.updatable import make_updatable
 from kcc.errors import ConversionError
 from kcc.ir import Graph
 
-# The Core ML pipeline: NeuralNetwork has no conv/dense with a built-in
-# activation, so fuse_activation gets an empty table.
-PIPELINE = (
-    "fold_identity",
-    "fold_batchnorm",
-    "fold_flatten_transpose",
-    "cancel_transposes",
-    ("fuse_activation", {"fusable": {}}),
-    "dce",
-)
+PIPELINE = STANDARD_PIPELINE
 
 
 def _blob_names(graph: Graph) -> dict[str, str]:
-    """IR value name -> blob name: outputs take their output names; clashing inner values are renamed."""
-    names: dict[str, str] = {}
-    out_names = set(graph.output_names)
-    for v in graph.values():
-        names[v.name] = v.name if v.name not in out_names else f"{v.name}__inner"
-    for v, n in zip(graph.outputs, graph.output_names):
-        names[v.name] = n
-    return {k: v for k, v in names.items() if not graph.value(k).is_const}
-
-
-def _separate_outputs(graph: Graph) -> None:
-    """An output that is a graph input, or the same value twice, gets its own identity node."""
-    seen: set[str] = set()
-    fixed = []
-    for v, n in zip(graph.outputs, graph.output_names):
-        if v in graph.inputs or v.name in seen:
-            v = graph.add_node("identity", [v], {}, name=n).output
-        seen.add(v.name)
-        fixed.append(v)
-    graph.set_outputs(fixed, graph.output_names)
+    """Blob names of the non-constant values (constants become weights, not blobs)."""
+    return {k: v for k, v in boundary_names(graph).items() if not graph.value(k).is_const}
 
 
 def _network(spec: Any, opts: CoremlOptions) -> Any:
@@ -96,7 +69,7 @@ def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> 
 
     ``force_nd`` skips the rank-5 attempt (tests use it to exercise every ND emitter).
     """
-    _separate_outputs(graph)
+    separate_outputs(graph)
     try:
         if force_nd:
             raise NeedsND(None, "force_nd=True")  # type: ignore[arg-type]

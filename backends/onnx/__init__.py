@@ -11,7 +11,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from kcc.backends import Target, register_target
+from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
 from kcc.backends.onnx import emit_lambda, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor  # noqa: F401  (fill the table)
 from kcc.backends.onnx.context import OnnxContext, emitter_for, supported_ops
 from kcc.errors import ConversionError, OptionError
@@ -22,28 +22,7 @@ MIN_OPSET, MAX_OPSET = 17, 21
 _ELEM = {"f16": TensorProto.FLOAT16, "f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE, "i8": TensorProto.INT8,
          "i32": TensorProto.INT32, "i64": TensorProto.INT64, "u8": TensorProto.UINT8, "bool": TensorProto.BOOL}
 
-# The ONNX pipeline. ONNX has no conv/dense with a built-in activation, so
-# fuse_activation gets an empty table and leaves activations as their own nodes.
-PIPELINE = (
-    "fold_identity",
-    # Decomposed activations / normalizations (traced Lambda bodies) -> fused IR ops.
-    "fold_idempotent",
-    "fuse_square",
-    "fuse_clip",
-    "fuse_leaky_relu",
-    "fuse_silu",
-    "fuse_mish",
-    "fuse_gelu",
-    "fuse_hard_silu",
-    "fuse_normalization",
-    "fold_batchnorm",
-    "fold_channel_affine",
-    "fold_flatten_transpose",
-    "fold_layout_reshape",
-    "cancel_transposes",
-    ("fuse_activation", {"fusable": {}}),
-    "dce",
-)
+PIPELINE = STANDARD_PIPELINE
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
@@ -51,31 +30,12 @@ def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, _ELEM[t.dtype], dims)
 
 
-def _boundary_names(graph: Graph) -> dict[str, str]:
-    """IR value name -> ONNX name: outputs take their graph output names; clashes are renamed."""
-    names: dict[str, str] = {}
-    out_names = set(graph.output_names)
-    for v in graph.values():
-        names[v.name] = v.name if v.name not in out_names else f"{v.name}__inner"
-    for v, n in zip(graph.outputs, graph.output_names):
-        names[v.name] = n
-    return names
-
-
 def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc", check: bool = True,
               doc: str = "") -> onnx.ModelProto:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OptionError(f"opset={opset} is out of range; kcc emits ONNX opsets {MIN_OPSET} to {MAX_OPSET}")
-    # An output that is also an input, or the same value twice, needs its own node.
-    seen: set[str] = set()
-    fixed_outputs = []
-    for v, n in zip(graph.outputs, graph.output_names):
-        if v in graph.inputs or v.name in seen:
-            v = graph.add_node("identity", [v], {}, name=n).output
-        seen.add(v.name)
-        fixed_outputs.append(v)
-    graph.set_outputs(fixed_outputs, graph.output_names)
-    ctx = OnnxContext(graph, opset, _boundary_names(graph))
+    separate_outputs(graph)
+    ctx = OnnxContext(graph, opset, boundary_names(graph))
     for node in graph.nodes():
         emitter_for(node)(ctx, node)
     inputs = [_value_info(ctx.name(v), v.type) for v in graph.inputs]

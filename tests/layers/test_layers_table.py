@@ -170,6 +170,9 @@ ROWS = {
     "Dot-3d-axes12": (lambda: merge(L.Dot(axes=(1, 2)), (3, 4), (5, 3)), False),
     # --- applications' own layers
     "LayerScale": (lambda: _layer_scale(), True),
+    "CustomScaleLayer": (lambda: _custom_scale(), True),
+    # Keras 3 operator nodes (class names Add/Multiply/... from keras.src.ops.numpy)
+    "operators-add-mul-sub": (lambda: _operators(), True),
 }
 
 ACTIVATIONS = ["celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
@@ -193,6 +196,21 @@ def _layer_scale():
     keras.utils.set_random_seed(0)
     inp = keras.Input((4, 4, 6))
     return randomize(keras.Model(inp, LayerScale(1e-6, 6)(L.Conv2D(6, 1)(inp))))
+
+
+def _custom_scale():
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4, 4, 3))
+    return randomize(keras.Model(inp, CustomScaleLayer(0.17)([inp, L.Conv2D(3, 1)(inp)])))
+
+
+def _operators():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4, 4, 3))
+    x = L.Conv2D(4, 1)(inp)
+    y = (x + 3.0) * (1.0 / 6.0)
+    return randomize(keras.Model(inp, keras.ops.maximum(y - x, x) * x))
 
 
 @pytest.mark.parametrize("row", sorted(ROWS))

@@ -37,6 +37,11 @@ KERAS_ACTIVATIONS: dict[str, Lowering] = {
     **COMPOSED_ACTIVATIONS,
 }
 
+# Keras 2 / tf.keras defined some activations differently; files they wrote keep that meaning.
+KERAS2_ACTIVATIONS: dict[str, Lowering] = {
+    "hard_sigmoid": lambda op, x: op.hard_sigmoid(x, alpha=0.2, beta=0.5),
+}
+
 
 def activation_name(act: Any) -> str:
     """Normalize a config ``activation`` entry (string, None, or serialized dict) to a name."""
@@ -48,10 +53,10 @@ def activation_name(act: Any) -> str:
     return str(act)
 
 
-def apply_keras_activation(op: GraphBuilder, x: Value, act: Any, layer: str) -> Value:
+def apply_keras_activation(op: GraphBuilder, x: Value, act: Any, layer: str, keras2: bool = False) -> Value:
     name = activation_name(act)
     try:
-        lowering = KERAS_ACTIVATIONS[name]
+        lowering = (keras2 and KERAS2_ACTIVATIONS.get(name)) or KERAS_ACTIVATIONS[name]
     except KeyError:
         raise ConversionError(
             f"layer {layer!r}: activation {name!r} is not a Keras built-in kcc knows "

@@ -160,8 +160,7 @@ class KerasLowering:
                 raise ConversionError(f"nested model {origin!r} takes {len(inner.inputs)} inputs, got {len(flat)}")
             inner_env = {ref: v for ref, v in zip(inner.inputs, flat)}
             return self._lower_model(inner, inner_env, prefix=f"{origin}/")
-        ctx = LayerContext(self.graph, layer, call, index, origin, self.options)
-        ctx.spec_stack = list(self.spec_stack)
+        ctx = LayerContext(self.graph, layer, call, index, origin, self.options, self.spec_stack)
         handler = handler_for(layer.class_name)
         if handler is None:
             result = self.fallback(ctx, _flatten(args)) if self.fallback else None

@@ -76,7 +76,7 @@ class LayerContext:
     """What a handler may use while lowering one call of one layer."""
 
     def __init__(self, graph: Graph, layer: KerasLayer, call: LayerCall, call_index: int, origin: str,
-                 options: dict[str, Any]):
+                 options: dict[str, Any], spec_stack: list[Any] | None = None):
         self.graph = graph
         self.layer = layer
         self.call = call
@@ -85,6 +85,14 @@ class LayerContext:
         self.origin = origin
         self.options = options
         self.op = GraphBuilder(graph, origin=origin, name=layer.name)
+        # The models being lowered, outermost first (nested models push theirs).
+        self.spec_stack: list[Any] = list(spec_stack or [])
+
+    @property
+    def keras2(self) -> bool:
+        """True for models saved by Keras 2 / tf.keras, whose defaults differ (hard_sigmoid slope 0.2)."""
+        version = str(self.spec_stack[0].keras_version or "") if self.spec_stack else ""
+        return version.startswith("2.")
 
     @property
     def name(self) -> str:

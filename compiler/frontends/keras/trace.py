@@ -150,8 +150,10 @@ def trace_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
     from kcc.frontends.onnx.registry import UnsupportedOnnxOp
 
     if ctx.layer.live is None:
-        raise ctx.fail("there is no live Keras layer object to trace (the model was read without Keras). "
-                       + ways_forward(ctx))
+        from kcc.errors import UnsupportedLayerError
+        raise UnsupportedLayerError(
+            f"layer {ctx.name!r} has class {ctx.layer.class_name!r}, which kcc has no lowering for, and there is "
+            f"no live Keras layer object to trace (the model was read without Keras). " + ways_forward(ctx))
     model, tf_ops = trace_to_onnx(ctx, inputs)
     keras_inputs = [ctx.to_keras_layout(v) for v in inputs]
     onnx_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]

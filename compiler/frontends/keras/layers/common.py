@@ -43,7 +43,7 @@ def window_padding(ctx: LayerContext, x: Value, kernel: Sequence[int], strides: 
 
 def activate(ctx: LayerContext, y: Value) -> Value:
     """Apply the layer's ``activation=`` as separate IR nodes (fusion is a pass's job)."""
-    return apply_keras_activation(ctx.op, y, ctx.get("activation"), ctx.name)
+    return apply_keras_activation(ctx.op, y, ctx.get("activation"), ctx.name, ctx.keras2)
 
 
 def check_channels_last(ctx: LayerContext) -> None:

@@ -19,7 +19,7 @@ def dense(ctx: LayerContext, x: Value) -> Value:
 @keras_layer("Activation")
 def activation(ctx: LayerContext, x: Value) -> Value:
     """The string activation's IR ops (activations.py; composed ones in activations_more.py)."""
-    return apply_keras_activation(ctx.op, x, ctx.get("activation"), ctx.name)
+    return apply_keras_activation(ctx.op, x, ctx.get("activation"), ctx.name, ctx.keras2)
 
 
 @keras_layer("Flatten")

@@ -54,7 +54,7 @@ def _reaches_consumer(stack: list[KerasModelSpec], level: int, name: str, seen: 
 
 def check_mask_unused(ctx: LayerContext, what: str) -> None:
     """Raise a ConversionError when a layer downstream would read this layer's mask."""
-    stack = getattr(ctx, "spec_stack", None) or []
+    stack = ctx.spec_stack
     if not stack:
         return
     found = _reaches_consumer(stack, len(stack) - 1, ctx.layer.name, set())

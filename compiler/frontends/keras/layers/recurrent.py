@@ -81,9 +81,7 @@ def ir_activation(ctx: LayerContext, act: Any, what: str) -> str:
 
 def hard_sigmoid_alpha(ctx: LayerContext) -> float:
     """The slope of Keras's hard_sigmoid: 0.2 in Keras 2 (tf.keras) files, 1/6 in Keras 3."""
-    stack = getattr(ctx, "spec_stack", None) or []
-    version = str(stack[0].keras_version or "") if stack else ""
-    return 0.2 if version.startswith("2.") else 1.0 / 6.0
+    return 0.2 if ctx.keras2 else 1.0 / 6.0
 
 
 def recurrent_spec(ctx: LayerContext, class_name: str, config: dict[str, Any], prefix: str = "") -> RecurrentSpec:

@@ -39,11 +39,8 @@ def inner_context(ctx: LayerContext, key: str = "layer", prefix: str = "layer/")
     layer = KerasLayer(name=f"{ctx.name}/{cfg.get('name', inner['class_name'])}", class_name=inner["class_name"],
                        config=cfg, weights=weights, calls=ctx.layer.calls,
                        live=getattr(ctx.layer.live, key, None))
-    out = LayerContext(ctx.graph, layer, ctx.call, ctx.call_index, f"{ctx.origin}/{cfg.get('name', '')}",
-                       ctx.options)
-    if hasattr(ctx, "spec_stack"):
-        out.spec_stack = ctx.spec_stack
-    return out
+    return LayerContext(ctx.graph, layer, ctx.call, ctx.call_index, f"{ctx.origin}/{cfg.get('name', '')}",
+                        ctx.options, ctx.spec_stack)
 
 
 @keras_layer("TimeDistributed")
