@@ -24,6 +24,10 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     # File suffix the CLI writes.
     suffix: str = ""
+    # The model file's bytes, for writers that need no model object (the CLI). When
+    # None, the bytes come from emit()'s model. Core ML sets it so writing a file
+    # never imports coremltools (which imports TensorFlow).
+    serialize: Callable[..., bytes] | None = None
     # CLI hooks: add this target's flags to an argparse group; turn parsed args into options.
     add_cli_arguments: Callable[[Any], None] | None = None
     options_from_cli: Callable[[Any], dict[str, Any]] | None = None

@@ -107,8 +107,12 @@ def load_graph(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
     return frontend_for(source)(source, boundary=boundary, options=options)
 
 
-def compile_model(source: Any, target: str = "onnx", **options: Any) -> CompileResult:
-    """Compile and return the model with its final graph and the pipeline report."""
+def compile_model(source: Any, target: str = "onnx", *, serialized: bool = False, **options: Any) -> CompileResult:
+    """Compile and return the model with its final graph and the pipeline report.
+
+    With ``serialized=True`` the result's ``model`` is the model file's bytes
+    (what ``kcc`` writes), made without building the target's model object.
+    """
     tgt = get_target(target)
     opts = _check_options(tgt, options)
     graph = load_graph(source, boundary=_boundary(tgt, opts), options=opts)
@@ -123,7 +127,10 @@ def compile_model(source: Any, target: str = "onnx", **options: Any) -> CompileR
             opts["print_fn"](f"verify-each: pass {name} changed the outputs (max relative error {err:.3g})")
         else:
             opts["print_fn"](f"verify-each: all {len(pipeline.passes)} passes preserve the outputs")
-    model = tgt.emit(graph, opts)
+    if serialized:
+        model = tgt.serialize(graph, opts) if tgt.serialize else serialize(tgt.emit(graph, opts))
+    else:
+        model = tgt.emit(graph, opts)
     return CompileResult(model, graph, report, tgt)
 
 
@@ -155,18 +162,23 @@ def save_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+def serialize(model: Any) -> bytes:
+    """The file bytes of a compiled model: an onnx.ModelProto or a Core ML MLModel."""
+    if isinstance(model, bytes):
+        return model
+    if hasattr(model, "SerializeToString") and type(model).__name__ == "ModelProto":
+        return model.SerializeToString()
+    if hasattr(model, "get_spec"):  # a Core ML MLModel
+        return model.get_spec().SerializeToString()
+    raise OptionError(f"do not know how to save a {type(model).__name__}")
+
+
 def save(model: Any, path: str | os.PathLike) -> Path:
-    """Write a compiled model (ONNX or Core ML) to ``path`` atomically."""
+    """Write a compiled model (ONNX, Core ML, or its bytes) to ``path`` atomically."""
+    data = serialize(model)
+
     def write(tmp: str) -> None:
-        if hasattr(model, "SerializeToString") and type(model).__name__ == "ModelProto":
-            with open(tmp, "wb") as f:
-                f.write(model.SerializeToString())
-        elif hasattr(model, "get_spec"):  # a Core ML MLModel (its save() refuses the .tmp suffix)
-            with open(tmp, "wb") as f:
-                f.write(model.get_spec().SerializeToString())
-        elif hasattr(model, "save"):
-            model.save(tmp)
-        else:
-            raise OptionError(f"do not know how to save a {type(model).__name__}")
+        with open(tmp, "wb") as f:
+            f.write(data)
 
     return save_atomic(path, write)

@@ -10,6 +10,7 @@ The output file is written atomically: on any failure no file is left behind.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,8 +25,8 @@ examples:
   kcc run MNIST.mlmodel image=digit.png
 
 debugging:
-  --dump-ir DIR writes NN-<pass>.txt and NN-<pass>.dot (and .svg with Graphviz)
-  after every pass, 00 being the frontend's graph; --print-ir prints the same
+  --dump-ir DIR writes NN-<pass>.txt, NN-<pass>.dot and NN-<pass>.svg after
+  every pass, 00 being the frontend's graph; --print-ir prints the same
   text; --verify-each runs the IR interpreter after every pass on seeded inputs
   and names the first pass that changed an output; --time-passes prints a table
   of passes, wall time and node counts.
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         if hook is not None:
             hook(p.add_argument_group(f"{t.name} options"))
     d = p.add_argument_group("debugging")
-    d.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR (text + Graphviz)")
+    d.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass into DIR (text, DOT and SVG picture)")
     d.add_argument("--print-ir", action="store_true", help="print the IR after every pass")
     d.add_argument("--verify-each", action="store_true",
                    help="run the interpreter after every pass and name the first that changed an output")
@@ -96,6 +97,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up logging (when a model needs TF) is noise on a command line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] == "run":
         from kcc.coreml.cli import main as run_main
         return run_main(argv[1:])
@@ -123,7 +126,7 @@ def _compile(args: argparse.Namespace) -> int:
     target = get_target(args.emit)
     source: Any = (args.model, args.weights) if args.weights else args.model
     out = Path(args.output) if args.output else Path(args.model).with_suffix(target.suffix)
-    result = compile_model(source, target=args.emit, **options_from_args(args))
+    result = compile_model(source, target=args.emit, serialized=True, **options_from_args(args))
     save(result.model, out)
     if args.time_passes:
         print(result.report.table())

@@ -26,6 +26,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise in a demo.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 LABELS = [str(d) for d in range(10)]
 COREML_OPTIONS: dict[str, Any] = {
     "input_names": "image",

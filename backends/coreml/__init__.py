@@ -16,6 +16,7 @@ use ND layers. The specification version is the lowest the model needs
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
@@ -26,8 +27,15 @@ from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs
 from kcc.backends.coreml.options import DEFAULTS, CoremlOptions, add_cli_arguments, options_from_cli, parse_options
 from kcc.backends.coreml.spec_version import ND_VERSION, lowest_version, os_name
 from kcc.backends.coreml.updatable import make_updatable
+from kcc.coreml import proto
 from kcc.errors import ConversionError
 from kcc.ir import Graph
+
+# coremltools logs at import time that its native runtime (macOS only) and the
+# installed TensorFlow/scikit-learn versions are unknown to it: noise for kcc's
+# users. Quieted unless the application configured that logger itself.
+if logging.getLogger("coremltools").level == logging.NOTSET:
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 PIPELINE = STANDARD_PIPELINE
 
@@ -42,9 +50,7 @@ def _network(spec: Any, opts: CoremlOptions) -> Any:
 
 
 def _emit_layers(graph: Graph, opts: CoremlOptions, nd: bool) -> tuple[Any, CoremlContext]:
-    from coremltools.proto import Model_pb2
-
-    spec = Model_pb2.Model()
+    spec = proto.module("Model_pb2").Model()
     network = _network(spec, opts)
     network.SetInParent()
     names = _blob_names(graph)
@@ -57,8 +63,7 @@ def _emit_layers(graph: Graph, opts: CoremlOptions, nd: bool) -> tuple[Any, Core
     add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too
     add_outputs(ctx, spec, network, graph, opts)
     if nd:
-        from coremltools.proto import NeuralNetwork_pb2
-
+        NeuralNetwork_pb2 = proto.module("NeuralNetwork_pb2")
         network.arrayInputShapeMapping = NeuralNetwork_pb2.EXACT_ARRAY_MAPPING
         network.imageInputShapeMapping = NeuralNetwork_pb2.RANK4_IMAGE_MAPPING
     return spec, ctx
@@ -101,6 +106,11 @@ def emit_coreml(graph: Graph, options: dict[str, Any]) -> Any:
     return to_mlmodel(spec)
 
 
+def serialize_coreml(graph: Graph, options: dict[str, Any]) -> bytes:
+    """The ``.mlmodel`` bytes of ``graph``, built without importing coremltools."""
+    return build_spec(graph, parse_options(options)).SerializeToString()
+
+
 def to_mlmodel(spec: Any) -> Any:
     import warnings
 
@@ -119,6 +129,7 @@ TARGET = register_target(Target(
     name="coreml",
     pipeline=PIPELINE,
     emit=emit_coreml,
+    serialize=serialize_coreml,
     default_boundary="channels_first",
     options=dict(DEFAULTS),
     suffix=".mlmodel",
