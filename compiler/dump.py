@@ -96,7 +96,7 @@ def to_svg(graph: Graph) -> str:
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'font-family="Helvetica, Arial, sans-serif" font-size="11">',
-           f'<rect width="100%" height="100%" fill="white"/>']
+           '<rect width="100%" height="100%" fill="white"/>']
     edges: list[tuple[str, str]] = []
     for n in nodes:
         for v in n.inputs:

@@ -29,33 +29,23 @@ import numpy as np
 
 from kcc.errors import ConversionError, UnsupportedOpError
 from kcc.ir import Graph, Node, Value
+from kcc.table import Table
 
 Emitter = Callable[["CoremlContext", Node], None]
-_EMITTERS: dict[str, Emitter] = {}
-
-
-def coreml_emitter(*ops: str) -> Callable[[Emitter], Emitter]:
-    """Register the emitter of one or more IR ops."""
-    def deco(fn: Emitter) -> Emitter:
-        for op in ops:
-            if op in _EMITTERS:
-                raise AssertionError(f"two Core ML emitters for {op}")
-            _EMITTERS[op] = fn
-        return fn
-    return deco
+EMITTERS: Table[Emitter] = Table("Core ML emitter")
+coreml_emitter = EMITTERS.register
 
 
 def emitter_for(node: Node) -> Emitter:
     try:
-        return _EMITTERS[node.op]
+        return EMITTERS[node.op]
     except KeyError:
         raise UnsupportedOpError(
             f"IR op {node.op!r} of node {node.name}{origin_of(node)} has no Core ML emitter; target 'coreml' "
             f"cannot express it. Try target='onnx', or replace the layer.") from None
 
 
-def supported_ops() -> list[str]:
-    return sorted(_EMITTERS)
+supported_ops = EMITTERS.names
 
 
 def origin_of(node: Node) -> str:

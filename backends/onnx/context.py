@@ -9,34 +9,22 @@ from onnx import helper, numpy_helper
 
 from kcc.errors import UnsupportedOpError
 from kcc.ir import Graph, Node, Value
+from kcc.table import Table
 
 Emitter = Callable[["OnnxContext", Node], None]
-_EMITTERS: dict[str, Emitter] = {}
-
-
-def onnx_emitter(*ops: str) -> Callable[[Emitter], Emitter]:
-    """Register the emitter of one or more IR ops."""
-    def deco(fn: Emitter) -> Emitter:
-        for op in ops:
-            if op in _EMITTERS:
-                raise AssertionError(f"two ONNX emitters for {op}")
-            _EMITTERS[op] = fn
-        return fn
-    return deco
+EMITTERS: Table[Emitter] = Table("ONNX emitter")
+onnx_emitter = EMITTERS.register
+supported_ops = EMITTERS.names
 
 
 def emitter_for(node: Node) -> Emitter:
     try:
-        return _EMITTERS[node.op]
+        return EMITTERS[node.op]
     except KeyError:
         where = f" (from layer {node.origin!r})" if node.origin else ""
         raise UnsupportedOpError(
             f"IR op {node.op!r} of node {node.name}{where} has no ONNX emitter; target 'onnx' cannot express it. "
             f"Try target='coreml', or replace the layer.") from None
-
-
-def supported_ops() -> list[str]:
-    return sorted(_EMITTERS)
 
 
 class OnnxContext:

@@ -16,26 +16,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kcc.errors import RuntimeModelError
+from kcc.table import Table
 from kcc.coreml import weights as _weights
 
 LayerImpl = Callable[[Any, list, "LayerContext"], "np.ndarray | Sequence[np.ndarray]"]
 
-LAYERS: dict[str, LayerImpl] = {}
+LAYERS: Table[LayerImpl] = Table("Core ML runtime layer")
 
 
 class ControlFlowSignal(Exception):
     """Raised by loopBreak/loopContinue to unwind to their loop; never a failure."""
 
 
-def layer(*names: str) -> Callable[[LayerImpl], LayerImpl]:
-    """Register ``fn`` as the implementation of the layer types ``names``."""
-    def register(fn: LayerImpl) -> LayerImpl:
-        for name in names:
-            if name in LAYERS:
-                raise AssertionError(f"layer type {name!r} registered twice")
-            LAYERS[name] = fn
-        return fn
-    return register
+# ``@layer("convolution")`` registers the implementation of a layer type.
+layer = LAYERS.register
 
 
 @dataclass

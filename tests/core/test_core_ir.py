@@ -123,3 +123,15 @@ def test_copy_is_independent():
     assert g.op_types() == ["dense", "relu"] and c.op_types() == ["dense"]
     g.validate()
     c.validate()
+
+
+def test_tables_refuse_a_second_entry_and_load_lazily():
+    from kcc.table import Table
+
+    loaded = []
+    t: Table = Table("test entry", lambda: loaded.append(True))
+    t.register("a", "b")(len)
+    assert not loaded
+    assert t["a"] is len and t.names() == ["a", "b"] and loaded == [True]
+    with pytest.raises(AssertionError, match="'a' registered twice"):
+        t.register("a")(abs)

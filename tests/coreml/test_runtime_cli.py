@@ -11,7 +11,6 @@ import pytest
 import coreml_runtime_helpers  # noqa: F401  (quiet TF/coremltools logs)
 from kcc.coreml.cli import main
 
-ct = pytest.importorskip("coremltools")
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 

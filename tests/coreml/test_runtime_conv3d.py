@@ -12,7 +12,6 @@ import coreml_runtime_helpers  # noqa: F401  (quiet TF/coremltools logs)
 from kcc.coreml import predict
 from kcc.testing import assert_close, assert_not_degenerate
 
-ct = pytest.importorskip("coremltools")
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 

@@ -9,7 +9,7 @@ import coreml_runtime_helpers  # noqa: F401  (quiet TF/coremltools logs)
 from kcc.coreml import predict
 from kcc.errors import RuntimeModelError
 
-ct = pytest.importorskip("coremltools")
+import coremltools as ct
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 from PIL import Image  # noqa: E402

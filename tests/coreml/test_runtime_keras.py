@@ -8,12 +8,11 @@ magnitude.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from coreml_runtime_helpers import (
     calibrate_batchnorm, convert, layer_types, randomize_weights, rel_error, run_single)
 
-keras = pytest.importorskip("keras")
+import keras
 L = keras.layers
 
 TOL = 1e-4

@@ -8,7 +8,6 @@ import pytest
 import coreml_runtime_helpers  # noqa: F401  (quiet TF/coremltools logs)
 from kcc.coreml import predict
 
-ct = pytest.importorskip("coremltools")
 from coremltools.models import datatypes  # noqa: E402
 from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
 
@@ -184,7 +183,7 @@ def test_convolution_and_pooling_modes():
 
 
 def test_sequence_input_and_lstm_against_keras():
-    keras = pytest.importorskip("keras")
+    import keras
     keras.utils.set_random_seed(7)
     seq, cin, hid = 5, 3, 4
     lstm = keras.layers.LSTM(hid, return_sequences=True)
@@ -205,7 +204,7 @@ def test_sequence_input_and_lstm_against_keras():
 
 
 def test_gru_against_keras_reset_before():
-    keras = pytest.importorskip("keras")
+    import keras
     keras.utils.set_random_seed(8)
     seq, cin, hid = 6, 2, 3
     gru = keras.layers.GRU(hid, reset_after=False, return_sequences=False)

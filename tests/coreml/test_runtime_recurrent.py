@@ -12,7 +12,6 @@ fails on the ``StatelessWhile`` condition graph), so two routes are tested:
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from coreml_runtime_helpers import convert, layer_types, randomize_weights, rel_error, run_single
 
@@ -20,7 +19,7 @@ TOL = 1e-4
 
 
 def test_keras3_conv1d_gru_lstm_unrolled():
-    keras = pytest.importorskip("keras")
+    import keras
     L = keras.layers
     keras.utils.set_random_seed(10)
     i = keras.Input((12, 4))
@@ -37,7 +36,7 @@ def test_keras3_conv1d_gru_lstm_unrolled():
 
 
 def test_keras3_simple_rnn_unrolled_sequence_output():
-    keras = pytest.importorskip("keras")
+    import keras
     L = keras.layers
     keras.utils.set_random_seed(12)
     i = keras.Input((6, 3))
@@ -51,8 +50,8 @@ def test_keras3_simple_rnn_unrolled_sequence_output():
 
 
 def test_tf_keras_lstm_gru_as_control_flow_loops():
-    tf = pytest.importorskip("tensorflow")
-    tfk = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+    import tf_keras as tfk
     L = tfk.layers
     tf.random.set_seed(14)
     i = tfk.Input((10, 4), batch_size=1)

@@ -13,7 +13,7 @@ from kcc.errors import ConversionError, UnsupportedOpError  # noqa: E402
 
 from coreml_backend_helpers import layer_types, network  # noqa: E402
 
-keras = pytest.importorskip("keras")
+import keras
 L = keras.layers
 ops = keras.ops
 

@@ -12,7 +12,7 @@ import kcc  # noqa: E402
 from kcc.coreml import predict  # noqa: E402
 from kcc.testing import assert_close  # noqa: E402
 
-keras = pytest.importorskip("keras")
+import keras
 
 LABELS = [str(d) for d in range(10)]
 TUTORIAL = dict(input_names="image", image_input_names="image", image_scale=1 / 255.0, class_labels=LABELS,

@@ -12,7 +12,7 @@ from kcc.errors import ConversionError, OptionError  # noqa: E402
 
 from coreml_backend_helpers import network  # noqa: E402
 
-keras = pytest.importorskip("keras")
+import keras
 L = keras.layers
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-keras = pytest.importorskip("keras")
+import keras
 L = keras.layers
 
 from kcc.errors import ModelFileError, UnsafeModelError, UnsupportedLayerError  # noqa: E402

@@ -45,7 +45,7 @@ def flat_weights(spec: KerasModelSpec, prefix: str = "") -> dict[str, np.ndarray
 
 @pytest.fixture(scope="module")
 def tf2(tmp_path_factory) -> dict:
-    tf_keras = pytest.importorskip("tf_keras")
+    import tf_keras
     L = tf_keras.layers
     tf_keras.utils.set_random_seed(0)
     img = L.Input((8, 8, 3), name="img")

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-keras = pytest.importorskip("keras")
+import keras
 
 import kcc  # noqa: E402
 from kcc.testing import assert_close, assert_not_degenerate, calibrate_batchnorm, run_keras, run_onnx  # noqa: E402

@@ -8,7 +8,7 @@ from recurrent_helpers import check, onnx_ops, randomize
 import kcc
 from kcc.errors import ConversionError
 
-keras = pytest.importorskip("keras")
+import keras
 L = keras.layers
 
 OPTIONS = [
@@ -143,7 +143,7 @@ def _tf_keras_check(tk, model, path, xs, seed):
 
 def test_tf_keras_h5_files(tmp_path):
     """tf.keras 2 legacy .h5: Keras 2's hard_sigmoid slope (0.2), both GRU biases, wrappers, time_major."""
-    tk = pytest.importorskip("tf_keras")
+    import tf_keras as tk
     import numpy as np
     TL = tk.layers
     xs = np.random.default_rng(0).standard_normal((6, 4, 3)).astype("float32")
@@ -198,7 +198,7 @@ def _write_keras20_h5(path, layers: list, weights: dict) -> None:
 
 def test_keras20_file_without_reset_after(tmp_path):
     """Keras 2.0 GRUs had no reset_after (it was False); the 1-D bias says so. Checked against tf_keras."""
-    tk = pytest.importorskip("tf_keras")
+    import tf_keras as tk
     import numpy as np
     from kcc.testing import assert_close, assert_not_degenerate, run_onnx
     rnn = {"return_sequences": True, "return_state": False, "go_backwards": False, "stateful": False,

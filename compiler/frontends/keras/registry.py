@@ -19,33 +19,22 @@ from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError
 from kcc.frontends.keras.spec import KerasLayer, LayerCall
 from kcc.ir import Graph, Value
+from kcc.table import Table
 
 Handler = Callable[..., Any]
-_HANDLERS: dict[str, Handler] = {}
-
-
-def keras_layer(*class_names: str) -> Callable[[Handler], Handler]:
-    def deco(fn: Handler) -> Handler:
-        for name in class_names:
-            if name in _HANDLERS:
-                raise AssertionError(f"Keras class {name} has two handlers")
-            _HANDLERS[name] = fn
-        return fn
-    return deco
-
-
-def handler_for(class_name: str) -> Handler | None:
-    _load_all()
-    return _HANDLERS.get(class_name)
-
-
-def supported_classes() -> list[str]:
-    _load_all()
-    return sorted(_HANDLERS)
 
 
 def _load_all() -> None:
     import kcc.frontends.keras.layers  # noqa: F401  (registers every handler)
+
+
+HANDLERS: Table[Handler] = Table("Keras layer handler", _load_all)
+keras_layer = HANDLERS.register
+supported_classes = HANDLERS.names
+
+
+def handler_for(class_name: str) -> Handler | None:
+    return HANDLERS.get(class_name)
 
 
 # ----------------------------------------------------------------- layout

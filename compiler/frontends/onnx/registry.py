@@ -22,36 +22,25 @@ from onnx import helper
 from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError
 from kcc.ir import Graph, Value, dtype_of
+from kcc.table import Table
 
 Handler = Callable[["OnnxNodeContext"], Any]
-_HANDLERS: dict[str, Handler] = {}
+
+
+def _load_all() -> None:
+    import kcc.frontends.onnx.ops  # noqa: F401  (registers every handler)
+
+
+HANDLERS: Table[Handler] = Table("ONNX op handler", _load_all)
+onnx_op = HANDLERS.register
+supported_op_types = HANDLERS.names
 
 # ONNX TensorProto element type -> IR dtype.
 ONNX_DTYPES: dict[int, str] = {1: "f32", 10: "f16", 11: "f32", 3: "i8", 6: "i32", 7: "i64", 2: "u8", 9: "bool"}
 
 
-def onnx_op(*op_types: str) -> Callable[[Handler], Handler]:
-    def deco(fn: Handler) -> Handler:
-        for name in op_types:
-            if name in _HANDLERS:
-                raise AssertionError(f"ONNX op {name} has two handlers")
-            _HANDLERS[name] = fn
-        return fn
-    return deco
-
-
 def handler_for(op_type: str) -> Handler | None:
-    _load_all()
-    return _HANDLERS.get(op_type)
-
-
-def supported_op_types() -> list[str]:
-    _load_all()
-    return sorted(_HANDLERS)
-
-
-def _load_all() -> None:
-    import kcc.frontends.onnx.ops  # noqa: F401  (registers every handler)
+    return HANDLERS.get(op_type)
 
 
 def ir_dtype(elem_type: int, where: str) -> str:
