@@ -49,6 +49,20 @@ class Pass:
         return f"{self.name}({opts})" if opts else self.name
 
 
+class RewritePass(Pass):
+    """A pass that is a list of rewrite rules (kcc.pattern) applied until none fires.
+
+    Subclasses set ``rules``; the rules' docstrings and the pass's show the rewrite.
+    """
+
+    rules: ClassVar[list[Any]] = []
+
+    def run(self, graph: Graph) -> bool:
+        from kcc.pattern import apply_rules
+
+        return apply_rules(graph, list(self.rules))
+
+
 _PASSES: dict[str, type[Pass]] = {}
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kcc.ir import Graph, is_static
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.ir import is_static
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 def _pattern(op, x, w, b):
@@ -71,9 +71,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FoldFlattenTranspose(Pass):
+class FoldFlattenTranspose(RewritePass):
     name = "fold_flatten_transpose"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

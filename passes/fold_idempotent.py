@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcc.ir import Graph
 from kcc.passes._match import on_x, same_type
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 def _check_cast(graph, x, root):
@@ -60,9 +59,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FoldIdempotent(Pass):
+class FoldIdempotent(RewritePass):
     name = "fold_idempotent"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

@@ -32,10 +32,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kcc.ir import Graph
 from kcc.passes._match import on_x, same_type, scalar
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 INF = float("inf")
 
@@ -158,9 +157,7 @@ RULES = _rules()
 
 @register_pass
 @dataclass
-class FuseClip(Pass):
+class FuseClip(RewritePass):
     name = "fuse_clip"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

@@ -37,10 +37,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from kcc.ir import Graph
 from kcc.passes._match import on_x, same_type
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 SQRT2 = math.sqrt(2.0)
 K = math.sqrt(2.0 / math.pi)
@@ -127,9 +126,7 @@ RULES = _rules()
 
 @register_pass
 @dataclass
-class FuseGelu(Pass):
+class FuseGelu(RewritePass):
     name = "fuse_gelu"
     after = ("fold_identity", "fuse_square")
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

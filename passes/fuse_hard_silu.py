@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcc.ir import Graph
 from kcc.passes._match import close, on_x, same_type
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 def _check(graph, x, root):
@@ -63,9 +62,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FuseHardSilu(Pass):
+class FuseHardSilu(RewritePass):
     name = "fuse_hard_silu"
     after = ("fold_identity", "fuse_clip")
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

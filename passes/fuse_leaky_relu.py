@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcc.ir import Graph
 from kcc.passes._match import same_type, scalar
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 def _checker(low: float, high: float):
@@ -51,9 +50,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FuseLeakyRelu(Pass):
+class FuseLeakyRelu(RewritePass):
     name = "fuse_leaky_relu"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcc.ir import Graph
 from kcc.passes._match import on_x, same_type
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 def _check(graph, x, root):
@@ -42,9 +41,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FuseMish(Pass):
+class FuseMish(RewritePass):
     name = "fuse_mish"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

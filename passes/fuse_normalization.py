@@ -55,11 +55,11 @@ from typing import Callable
 
 import numpy as np
 
-from kcc.ir import DTYPES, Graph, Node, Value
+from kcc.ir import DTYPES, Node, Value
 from kcc.ops.shapes import norm_axes
 from kcc.passes._match import same_type, scalar
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 # ------------------------------------------------------------------ statistics
@@ -251,9 +251,7 @@ RULES = _normalize_rules() + _absorb_rules()
 
 @register_pass
 @dataclass
-class FuseNormalization(Pass):
+class FuseNormalization(RewritePass):
     name = "fuse_normalization"
     after = ("fold_identity", "fuse_square", "fold_idempotent")
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES

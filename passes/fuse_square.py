@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcc.ir import Graph
 from kcc.passes._match import same_type
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.pattern import RewriteRule
+from kcc.pipeline import RewritePass, register_pass
 
 
 def _check(graph, x, root):
@@ -37,9 +36,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FuseSquare(Pass):
+class FuseSquare(RewritePass):
     name = "fuse_square"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, RULES)
+    rules = RULES
