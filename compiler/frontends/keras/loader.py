@@ -10,8 +10,9 @@ only: TensorFlow and Keras are never imported. Keras is imported only for an
 in-memory model, or when a file holds a ``Lambda`` or a non-built-in class, since
 then only Keras can rebuild the layer. Such files are still parsed here; Keras
 supplies the ``live`` layer objects (and the weights of layers this loader has no
-table for). A Lambda stored as Python bytecode is refused under ``safe_mode``
-before anything is deserialized.
+table for). Under ``safe_mode`` a file that stores Python code, in any form Keras
+2 or 3 writes it, is refused before anything is deserialized, and HDF5 links out
+of the file are always refused (safety.py).
 
 One model loaded from different sources gives equal specs (names, classes, calls,
 inputs, outputs, configs, weights) except for: ``source``; ``live`` (set for
@@ -34,9 +35,9 @@ from typing import Any, Callable
 
 import h5py
 
-from kcc.errors import KccError, ModelFileError, UnsafeModelError, UnsupportedLayerError
+from kcc.errors import KccError, ModelFileError, UnsupportedLayerError
 
-from . import archive_keras3, h5_legacy
+from . import archive_keras3, h5_legacy, safety
 from .load_builtins import BUILTIN_LAYER_CLASSES
 from .load_config import NESTED_LAYER_KEYS, is_model_entry, normalize_training_config, parse_model
 from .load_memory import attach_live, spec_from_model
@@ -87,17 +88,19 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
             entry, weights, version = archive_keras3.read_archive(path)
             spec = _parse_checked(entry, path, safe_mode)
             with archive_keras3.open_weights(weights) as f:
+                safety.check_hdf5(f, f"{path}: model.weights.h5")
                 archive_keras3.fill_weights(spec, f, _is_sequential(entry), str(path))
         spec = _finish(spec, "keras", version, entry.get("compile_config"))
     else:
         with _read_errors(path, h5_legacy.H5_EXPECTED), h5py.File(path, "r") as f:
+            safety.check_hdf5(f, str(path))
             entry, training, version = h5_legacy.read_h5_model(f, str(path))
             spec = _parse_checked(entry, path, safe_mode)
             h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), str(path))
         spec = _finish(spec, "h5", version, training)
     if _needs_keras(entry):
         _attach_keras_model(spec, entry, path, lambda keras: keras.saving.load_model(
-            path, safe_mode=False, custom_objects=custom_objects, compile=False),
+            path, safe_mode=safe_mode, custom_objects=custom_objects, compile=False),
             lambda tf_keras: tf_keras.models.load_model(
                 path, custom_objects=custom_objects, compile=False))
     return spec
@@ -114,6 +117,7 @@ def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
         raise ModelFileError(f"{weights_path}: expected {WEIGHTS_EXPECTED}, found a zip archive")
     with _read_errors(weights_path, WEIGHTS_EXPECTED), h5py.File(weights_path, "r") as f:
         where = str(weights_path)
+        safety.check_hdf5(f, where)
         if archive_keras3.is_keras3_layout(f):
             archive_keras3.fill_weights(spec, f, _is_sequential(entry), where)
         else:
@@ -125,7 +129,7 @@ def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
 
         def with_keras(keras: Any) -> Any:
             model = keras.saving.deserialize_keras_object(
-                entry, custom_objects=custom_objects, safe_mode=False)
+                entry, custom_objects=custom_objects, safe_mode=safe_mode)
             model.load_weights(weights_path)
             return model
 
@@ -189,15 +193,9 @@ def _is_sequential(entry: dict) -> bool:
 
 
 def _parse_checked(entry: dict, path: Path, safe_mode: bool) -> KerasModelSpec:
-    """Refuse bytecode Lambdas under safe_mode, then parse the config."""
+    """Refuse a config that stores code under safe_mode (``safety.find_code``), then parse it."""
     if safe_mode:
-        for layer in _layer_entries(entry):
-            if layer.get("class_name") == "Lambda" and _has_bytecode(layer.get("config") or {}):
-                name = layer.get("name") or (layer.get("config") or {}).get("name")
-                raise UnsafeModelError(
-                    f"{path}: Lambda layer {name!r} stores its function as Python bytecode, "
-                    "and loading it would run code from the file. If you trust the file, "
-                    "pass safe_mode=False (API) or --unsafe (CLI).")
+        safety.refuse_code(entry, str(path))
     if not is_model_entry(entry):
         raise ModelFileError(f"{path}: the config describes a {entry.get('class_name')!r}, "
                              "not a Sequential or functional model")
@@ -221,15 +219,6 @@ def _layer_entries(entry: dict) -> Iterator[dict]:
         if isinstance(child, dict) and "class_name" in child:
             yield child
             yield from _layer_entries(child)
-
-
-def _has_bytecode(config: dict) -> bool:
-    """Keras 3 ``{"class_name": "__lambda__"}``; Keras 2 ``function_type == "lambda"``."""
-    for key in ("function", "output_shape"):
-        value = config.get(key)
-        if isinstance(value, dict) and value.get("class_name") == "__lambda__":
-            return True
-    return config.get("function_type") == "lambda" or config.get("output_shape_type") == "lambda"
 
 
 def _custom_layers(entry: dict) -> list[tuple[str, str]]:

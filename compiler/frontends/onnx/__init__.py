@@ -9,27 +9,70 @@ Keras frontend uses to splice traced Lambda and custom layers in.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import onnx
+from onnx import external_data_helper
 
-from kcc.errors import ModelFileError, ShapeError
+from kcc.errors import ModelFileError, ShapeError, UnsafeModelError
 from kcc.frontends.onnx.importer import OnnxImporter, opset_of
 from kcc.frontends.onnx.registry import ir_dtype, onnx_op, supported_op_types
 from kcc.ir import Graph, TensorType
 
 
 def load_onnx(source: Any) -> onnx.ModelProto:
+    """An ONNX model from a ModelProto or a file; external data only from inside the file's folder."""
     if isinstance(source, onnx.ModelProto):
         return source
     path = Path(source)
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such file") from None
     except Exception as e:  # protobuf raises DecodeError and friends
         raise ModelFileError(f"{path}: cannot read it as an ONNX model: {type(e).__name__}: {e}") from None
+    _load_external_data(model, path)
+    return model
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Read each external-data tensor from a file inside the model's own folder.
+
+    A location that is absolute, climbs out with ``..``, or resolves (through
+    symbolic links) outside the folder is refused: a model file must not make
+    kcc read other host files into the converted model.
+    """
+    folder = path.resolve().parent
+    for tensor in _all_tensors(model.graph):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        location = external_data_helper.ExternalDataInfo(tensor).location
+        target = (folder / location).resolve()
+        if os.path.isabs(location) or not target.is_relative_to(folder):
+            raise UnsafeModelError(
+                f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, outside the "
+                f"model's folder {str(folder)!r}; kcc reads external data only from files beside "
+                "the model. Move the data file next to the model and name it relatively.")
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, str(folder))
+        except Exception as e:  # onnx raises ValueError, OSError and its own checker errors
+            raise ModelFileError(f"{path}: cannot read external data {location!r} of tensor "
+                                 f"{tensor.name!r}: {type(e).__name__}: {e}") from None
+
+
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Initializers and tensor attributes of a graph and of its subgraphs."""
+    yield from graph.initializer
+    yield from (s.values for s in graph.sparse_initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _all_tensors(sub)
 
 
 def _input_type(vi: onnx.ValueInfoProto, override: tuple | None) -> TensorType:
