@@ -1,14 +1,15 @@
 # The two commands of the README:
 #   make demo   build, train and compile the tutorial MNIST CNN; print the agreement table
 #   make test   run the whole test suite
-# Both create .venv with the pinned dependencies on first use (and again when
+#   make dist   build the sdist and the wheel into dist/ (what `pip install kcc` installs)
+# Each creates .venv with the pinned dependencies on first use (and again when
 # pyproject.toml changes); nothing else needs to be installed by hand.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench dist install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup tests
 
+dist: $(STAMP)
+	$(PY) -m build --outdir dist .
+
 bench: $(STAMP)
 	$(PY) bench/convert_speed.py
 
 clean:
-	rm -rf $(VENV) out dumps
+	rm -rf $(VENV) out dumps dist build

@@ -5,10 +5,13 @@ boundary layout it defaults to, the options it accepts, and ``emit``.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import kcc.passes  # noqa: F401  (registers every pass in PASSES)
 from kcc.errors import OptionError
+from kcc.passes.base import PASSES
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,28 @@ class Target:
     # CLI hooks: add this target's flags to an argparse group; turn parsed args into options.
     add_cli_arguments: Callable[[Any], None] | None = None
     options_from_cli: Callable[[Any], dict[str, Any]] | None = None
+    # Target options handed to every pipeline pass that has an option field of the
+    # same name (ONNX's lowering passes take ``opset``).
+    pass_options: tuple[str, ...] = ()
+
+    def pipeline_spec(self, options: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """The pipeline as (pass, options) pairs, ``pass_options`` filled in from ``options`` (else the defaults)."""
+        return with_pass_options(self.pipeline, {k: v for k, v in {**self.options, **(options or {})}.items()
+                                                 if k in self.pass_options})
+
+
+def with_pass_options(spec: tuple[Any, ...] | list[Any], values: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Pipeline entries with ``values`` given to each pass that has an option field of that name.
+
+    Options an entry sets itself win.
+    """
+    out = []
+    for item in spec:
+        name, given = (item, {}) if isinstance(item, str) else item
+        cls = PASSES.get(name)  # an unknown name passes through: the pipeline refuses it by name
+        fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        out.append((name, {**{k: v for k, v in values.items() if k in fields}, **given}))
+    return out
 
 
 # The pass pipeline every target runs, in order (ordering rules are checked when
@@ -60,14 +85,15 @@ STANDARD_PIPELINE: tuple[Any, ...] = (
 
 
 def separate_outputs(graph: Any) -> None:
-    """Give an output that is a graph input, or the same value as another output, its own identity node.
+    """Give an output that is a graph input, a constant, or the same value as another output, its own identity node.
 
-    Both targets name tensors by value, so every model output needs a value of its own.
+    Both targets name tensors by value, so every model output needs a value of its own
+    that a node produces (an ONNX output that is only an initializer is invalid).
     """
     seen: set[str] = set()
     fixed = []
     for v, n in zip(graph.outputs, graph.output_names):
-        if v in graph.inputs or v.name in seen:
+        if v in graph.inputs or v.const is not None or v.name in seen:
             v = graph.add_node("identity", [v], {}, name=n).output
         seen.add(v.name)
         fixed.append(v)
@@ -111,7 +137,7 @@ def all_targets() -> dict[str, Target]:
 def _load_all() -> None:
     import importlib
 
-    for mod in ("kcc.backends.onnx", "kcc.backends.coreml"):
+    for mod in ("kcc.backends.onnx", "kcc.backends.coreml", "kcc.backends.keras"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:  # a backend package without its target yet

@@ -9,9 +9,12 @@ model needs them (an in-memory keras.Model, Lambda or custom layers).
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from kcc.version import __version__
 
 from kcc.api import COMMON_OPTIONS, CompileResult, compile, compile_model, save  # noqa: E402
+# The Core ML runtime (kcc.coreml, a core module) runs ML Programs through this frontend's runner,
+# registered on import (see kcc.frontends.coreml.mlprogram_run).
+from kcc.frontends.coreml import mlprogram_run as _mlprogram_run  # noqa: E402,F401
 from kcc.errors import (  # noqa: E402
     ConversionError,
     IRError,

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from kcc import progress
 from kcc.backends import Target, get_target
-from kcc.errors import ModelFileError, OptionError
+from kcc.errors import ModelFileError, OptionError, naming_files
 from kcc.ir import Graph
 from kcc.pipeline import Pipeline, PipelineReport, RunOptions
 
@@ -28,11 +29,14 @@ COMMON_OPTIONS: dict[str, Any] = {
     "safe_mode": True,              # never run code stored in a model file (Lambda bytecode)
     "custom_objects": None,         # passed to Keras when a file needs Keras to load
     "custom_conversion_functions": None,  # {Keras class name: function}
-    "dump_ir": None,                # directory: the IR after every pass, as text and Graphviz
+    "dump_ir": None,                # directory: the IR after every pass that changed it, as text and Graphviz
+    "dump_all": False,              # with dump_ir: dump every pass, changed or not
     "print_ir": False,              # print the IR after every pass
     "verify_each": False,           # run the interpreter after every pass, report the first divergence
     "time_passes": False,           # record pass timings (CompileResult.report.table())
     "print_fn": print,              # where print_ir and verify_each messages go
+    "function_name": None,          # Core ML ML Program: which function of a multifunction model (default main)
+    "weights_dir": None,            # Core ML ML Program: the weights/ directory of an in-memory spec
 }
 
 
@@ -112,14 +116,22 @@ def compile_model(source: Any, target: str = "onnx", *, serialized: bool = False
 
     With ``serialized=True`` the result's ``model`` is the model file's bytes
     (what ``kcc`` writes), made without building the target's model object.
+    A KccError about a model file names the file (``kcc.errors.naming_files``).
     """
+    with naming_files(source):
+        return _compile_model(source, target, serialized=serialized, **options)
+
+
+def _compile_model(source: Any, target: str, *, serialized: bool, **options: Any) -> CompileResult:
     tgt = get_target(target)
     opts = _check_options(tgt, options)
+    progress.step("reading the model")
     graph = load_graph(source, boundary=_boundary(tgt, opts), options=opts)
     _rename_boundary(graph, opts)
-    pipeline = Pipeline.from_spec(list(tgt.pipeline), name=tgt.name)
+    pipeline = Pipeline.from_spec(tgt.pipeline_spec(opts), name=tgt.name)
     run_opts = RunOptions(validate=True, verify_each=bool(opts["verify_each"]), dump_dir=opts["dump_ir"],
-                          print_ir=bool(opts["print_ir"]), print_fn=opts["print_fn"])
+                          print_ir=bool(opts["print_ir"]), print_fn=opts["print_fn"],
+                          dump_all=bool(opts["dump_all"]))
     report = pipeline.run(graph, run_opts)
     if opts["verify_each"]:
         if report.first_divergence:
@@ -127,6 +139,7 @@ def compile_model(source: Any, target: str = "onnx", *, serialized: bool = False
             opts["print_fn"](f"verify-each: pass {name} changed the outputs (max relative error {err:.3g})")
         else:
             opts["print_fn"](f"verify-each: all {len(pipeline.passes)} passes preserve the outputs")
+    progress.step(f"emitting {tgt.name} ({len(graph)} nodes)")
     if serialized:
         model = tgt.serialize(graph, opts) if tgt.serialize else serialize(tgt.emit(graph, opts))
     else:
@@ -150,16 +163,38 @@ def save_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ModelFileError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise ModelFileError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        os.close(fd)
         write(tmp)
+        _fsync(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; outputs get the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:  # KeyboardInterrupt too: never leave the temporary file behind
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: str) -> None:
+    """Flush a written file to disk before it replaces the output (a crash leaves old or new, whole)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def serialize(model: Any) -> bytes:
@@ -175,6 +210,8 @@ def serialize(model: Any) -> bytes:
 
 def save(model: Any, path: str | os.PathLike) -> Path:
     """Write a compiled model (ONNX, Core ML, or its bytes) to ``path`` atomically."""
+    if hasattr(model, "write_directory"):  # a TensorFlow SavedModel (kcc.backends.keras.savedmodel)
+        return model.write_directory(path)
     data = serialize(model)
 
     def write(tmp: str) -> None:

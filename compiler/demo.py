@@ -26,6 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from kcc.extras import require
+
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise in a demo.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -48,7 +50,8 @@ COREML_OPTIONS: dict[str, Any] = {
 def load_digits_28x28() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as MNIST-style uint8 images (N, 28, 28) and int labels (N,)."""
     from PIL import Image
-    from sklearn.datasets import load_digits
+
+    load_digits = require("sklearn.datasets", "the demo's handwritten digits").load_digits
 
     digits = load_digits()
     images = np.zeros((len(digits.images), 28, 28), np.uint8)
@@ -66,8 +69,9 @@ def split(images: np.ndarray, labels: np.ndarray, held_back: float, seed: int):
 
 
 def train(images: np.ndarray, labels: np.ndarray, epochs: int, seed: int) -> Any:
-    import keras
     from kcc.examples import mnist_small
+
+    keras = require("keras", "training the demo's model")
 
     model = mnist_small(seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-3), loss="sparse_categorical_crossentropy",

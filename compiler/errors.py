@@ -7,6 +7,11 @@ and are not meant to be caught by users.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
 
 class KccError(Exception):
     """Base class of every error kcc reports to a user."""
@@ -44,12 +49,34 @@ class RuntimeModelError(KccError):
     """The Core ML runtime cannot run a model (unsupported layer, bad input)."""
 
 
+class MissingExtraError(KccError):
+    """A feature needs a package that the core install leaves out (``pip install 'kcc[EXTRA]'``)."""
+
+
 class IRError(AssertionError):
     """The IR broke one of its invariants: a bug in kcc or in a pass, not user error."""
+
+
+@contextlib.contextmanager
+def naming_files(source: Any) -> Iterator[None]:
+    """Prefix a KccError raised inside with the model file's path, unless it already names it.
+
+    Layer handlers, passes, emitters and the runtime report the layer or op;
+    which file it came from is known only at the public entry points.
+    """
+    try:
+        yield
+    except KccError as e:
+        paths = [os.fspath(p) for p in (source if isinstance(source, (tuple, list)) else (source,))
+                 if isinstance(p, (str, os.PathLike))]
+        text = str(e.args[0]) if e.args else ""
+        if paths and not any(p in text for p in paths):
+            e.args = (f"{' + '.join(paths)}: {text}",) + e.args[1:]
+        raise
 
 
 __all__ = [
     "KccError", "ConversionError", "UnsupportedLayerError", "UnsupportedOpError",
     "ModelFileError", "OptionError", "ShapeError", "UnsafeModelError",
-    "RuntimeModelError", "IRError",
+    "RuntimeModelError", "MissingExtraError", "IRError",
 ]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kcc.extras import require
+
 
 def mnist_small(seed: int = 0) -> Any:
     """Conv(32,5x5) Pool Drop Conv(64,3x3) Pool Drop Conv(128,1x1) Pool Drop Flatten Dense(128) Dense(10)."""
-    import keras
-    from keras import layers
+    keras = require("keras", "building the tutorial's example model")
+    layers = keras.layers
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential([
@@ -33,8 +35,8 @@ def mnist_small(seed: int = 0) -> Any:
 
 def mnist_large(seed: int = 0) -> Any:
     """Conv(32,3x3) Conv(64,3x3) Pool Drop Flatten Dense(128) Drop Dense(10)."""
-    import keras
-    from keras import layers
+    keras = require("keras", "building the tutorial's example model")
+    layers = keras.layers
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential([

@@ -13,7 +13,8 @@ r >= 3 (batch, d1, ..., d(r-2), channels) is held in the IR as
 defined on that layout (conv is NCHW, ``dense`` and ``softmax`` work on axis 1,
 ...). The Keras frontend applies the axis mapping once, at import; the model
 boundary keeps the Keras (channels-last) layout only when the user asks for it,
-through explicit ``transpose`` nodes at the inputs and outputs.
+through explicit ``transpose`` nodes at the inputs and outputs. The permutations
+and the axis mapping are in ``kcc.layout``.
 
 Shapes are tuples of dims; a dim is an ``int`` or a ``str`` symbol (``"N"`` for
 the batch dim, ``"?"`` for a dim derived from symbols). Constants are numpy
@@ -26,64 +27,17 @@ same text.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
 import networkx as nx
 import numpy as np
 
 from kcc.errors import IRError
+from kcc.ops.registry import get_op
+from kcc.tensor_type import DTYPES, Dim, Shape, TensorType, dtype_of, is_static
+from kcc.training import TrainingConfig
 
-Dim = int | str
-Shape = tuple[Dim, ...]
-
-# IR dtype names and their numpy equivalents.
-DTYPES: dict[str, np.dtype] = {
-    "f16": np.dtype(np.float16),
-    "f32": np.dtype(np.float32),
-    "f64": np.dtype(np.float64),
-    "i8": np.dtype(np.int8),
-    "i32": np.dtype(np.int32),
-    "i64": np.dtype(np.int64),
-    "u8": np.dtype(np.uint8),
-    "bool": np.dtype(np.bool_),
-}
-_NP_TO_IR = {v: k for k, v in DTYPES.items()}
-
-
-def dtype_of(array: np.ndarray) -> str:
-    try:
-        return _NP_TO_IR[np.dtype(array.dtype)]
-    except KeyError:
-        raise IRError(f"numpy dtype {array.dtype} has no IR equivalent") from None
-
-
-def is_static(shape: Shape) -> bool:
-    return all(isinstance(d, int) for d in shape)
-
-
-@dataclass(frozen=True)
-class TensorType:
-    """The static type of a value: a shape (ints and symbols) and a dtype name."""
-
-    shape: Shape
-    dtype: str = "f32"
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise IRError(f"unknown dtype {self.dtype!r}")
-        for d in self.shape:
-            if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d >= 0)):
-                raise IRError(f"bad dim {d!r} in shape {self.shape}")
-        object.__setattr__(self, "shape", tuple(d if isinstance(d, str) else int(d) for d in self.shape))
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    def __str__(self) -> str:
-        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
-
+__all__ = ["DTYPES", "Dim", "Shape", "TensorType", "dtype_of", "is_static", "Value", "Node", "Graph"]
 
 _seq = itertools.count()
 
@@ -164,6 +118,9 @@ class Graph:
         # Free-form facts a frontend records for backends (e.g. the Keras layout
         # of each boundary value); copied with the graph.
         self.meta: dict[str, Any] = {}
+        # The source model's loss, optimizer and trainable layers (a compiled Keras
+        # model); read by backends that emit trainable models. Copied with the graph.
+        self.training: TrainingConfig | None = None
 
     # ---------------------------------------------------------------- naming
     def fresh_name(self, hint: str, *, node: bool = False) -> str:
@@ -203,7 +160,6 @@ class Graph:
                  *, name: str | None = None, output_names: Sequence[str] | None = None,
                  origin: str | None = None) -> Node:
         """Add a node; its output types come from the op's shape function."""
-        from kcc.ops.registry import get_op
 
         opdef = get_op(op)
         attrs = opdef.normalize_attrs(attrs or {}, where=name or op)
@@ -368,7 +324,6 @@ class Graph:
 
     def set_attr(self, node: Node, key: str, value: Any) -> None:
         """Change an attribute; re-checks it against the op's declaration."""
-        from kcc.ops.registry import get_op
 
         attrs = dict(node.attrs)
         attrs[key] = value
@@ -392,6 +347,7 @@ class Graph:
         """A deep copy (constants are shared: they are never mutated in place)."""
         g = Graph(self.name)
         g.meta = dict(self.meta)
+        g.training = self.training
         vmap: dict[int, Value] = {}
 
         def clone(v: Value) -> Value:
@@ -437,7 +393,6 @@ class Graph:
         per value, outputs present, attributes typed per the op's declaration, and
         every node's output types equal to what its op's shape function gives.
         """
-        from kcc.ops.registry import get_op
 
         order = self.nodes()
         seen_names: set[str] = set()

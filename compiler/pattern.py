@@ -155,6 +155,11 @@ class RewriteRule:
         if not isinstance(self._root, PatternOp):
             raise IRError(f"rule {self.name}: a pattern must end in an op")
 
+    @property
+    def root_op(self) -> str:
+        """The IR op at the root of the pattern (the op the rule rewrites)."""
+        return self._root.op
+
     def find(self, graph: Graph, node: Node) -> tuple[Match | None, str | None]:
         """The first match rooted at ``node`` that passes check; else (None, last reason)."""
         root = self._root

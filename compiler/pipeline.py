@@ -1,8 +1,10 @@
-"""Passes and the pass pipeline.
+"""The pass pipeline.
 
-A pass is a small dataclass: its fields are its typed options, ``run(graph)``
-rewrites the graph in place and returns whether it changed anything.
-``Pass.configure(**options)`` refuses an unknown option.
+Passes themselves (the ``Pass`` base class, ``RewritePass``, the pass table and
+``register_pass``) are declared in kcc.passes.base; a pass imports them from
+there, never from this module. They are re-exported here for callers of the
+pipeline, resolved on first use, so importing the pipeline does not import
+every pass (the pass modules are loaded when a pass is first looked up).
 
 A pipeline is an explicit, named list of configured passes. Ordering rules are
 data: a pass lists in ``after`` the passes that must come before it when both
@@ -12,80 +14,48 @@ re-run the interpreter to find the first pass that changed the outputs.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from kcc import dump, interpreter, progress
 from kcc.errors import ConversionError, IRError, KccError, OptionError
 from kcc.ir import Graph
 
+if TYPE_CHECKING:
+    from kcc.passes.base import Pass
 
-class Pass:
-    """Base class of every pass. Subclasses are dataclasses; fields are options."""
-
-    name: ClassVar[str]
-    # Passes that must run earlier when both are in a pipeline.
-    after: ClassVar[tuple[str, ...]] = ()
-
-    def run(self, graph: Graph) -> bool:
-        raise NotImplementedError
-
-    @classmethod
-    def configure(cls, **options: Any) -> "Pass":
-        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
-        for key, value in options.items():
-            if key not in fields:
-                raise OptionError(f"pass {cls.name} has no option {key!r} (options: {sorted(fields) or 'none'})")
-        return cls(**options)
-
-    def describe(self) -> str:
-        if not dataclasses.is_dataclass(self):
-            return self.name
-        opts = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
-        return f"{self.name}({opts})" if opts else self.name
+_REEXPORTED = ("PASSES", "Pass", "RewritePass", "register_pass")
 
 
-class RewritePass(Pass):
-    """A pass that is a list of rewrite rules (kcc.pattern) applied until none fires.
+def __getattr__(name: str) -> Any:
+    if name in _REEXPORTED:
+        import kcc.passes.base
 
-    Subclasses set ``rules``; the rules' docstrings and the pass's show the rewrite.
-    """
-
-    rules: ClassVar[list[Any]] = []
-
-    def run(self, graph: Graph) -> bool:
-        from kcc.pattern import apply_rules
-
-        return apply_rules(graph, list(self.rules))
+        return getattr(kcc.passes.base, name)
+    raise AttributeError(f"module 'kcc.pipeline' has no attribute {name!r}")
 
 
-_PASSES: dict[str, type[Pass]] = {}
+def _pass_table():
+    import kcc.passes  # noqa: F401  (importing the package registers every pass)
+    from kcc.passes.base import PASSES
 
-
-def register_pass(cls: type[Pass]) -> type[Pass]:
-    if cls.name in _PASSES:
-        raise IRError(f"pass {cls.name!r} registered twice")
-    _PASSES[cls.name] = cls
-    return cls
+    return PASSES
 
 
 def get_pass(name: str) -> type[Pass]:
-    import kcc.passes  # noqa: F401  (registers every pass)
-
+    table = _pass_table()
     try:
-        return _PASSES[name]
+        return table[name]
     except KeyError:
-        raise OptionError(f"no pass named {name!r} (passes: {', '.join(sorted(_PASSES))})") from None
+        raise OptionError(f"no pass named {name!r} (passes: {', '.join(table)})") from None
 
 
 def all_passes() -> dict[str, type[Pass]]:
-    import kcc.passes  # noqa: F401
-
-    return dict(sorted(_PASSES.items()))
+    return dict(_pass_table().items())
 
 
 @dataclass
@@ -105,6 +75,7 @@ class RunOptions:
     verify_each: bool = False
     verify_tolerance: float = 1e-4
     dump_dir: str | Path | None = None
+    dump_all: bool = False  # dump every pass, not only those that changed the graph
     print_ir: bool = False
     print_fn: Callable[[str], None] = print
     feeds: dict[str, np.ndarray] | None = None
@@ -155,14 +126,12 @@ class Pipeline:
         return [p.name for p in self.passes]
 
     def run(self, graph: Graph, options: RunOptions | None = None) -> PipelineReport:
-        from kcc import dump, interpreter
-
         opts = options or RunOptions()
         report = PipelineReport()
         dump_dir = Path(opts.dump_dir) if opts.dump_dir else None
         if dump_dir:
-            dump_dir.mkdir(parents=True, exist_ok=True)
-            dump.write(graph, dump_dir, 0, "frontend")
+            dumper = dump.Dumper(dump_dir, every_pass=opts.dump_all)
+            dumper.write(graph, 0, "frontend")
         if opts.print_ir:
             opts.print_fn(dump.banner("frontend", graph))
         reference = None
@@ -171,6 +140,7 @@ class Pipeline:
             reference = interpreter.run(graph, feeds)
         done: list[str] = []
         for i, p in enumerate(self.passes, start=1):
+            progress.step(f"pass {i}/{len(self.passes)} {p.name} ({len(graph)} nodes)")
             before = len(graph)
             t0 = time.perf_counter()
             try:
@@ -187,7 +157,7 @@ class Pipeline:
             report.records.append(PassRecord(p.name, dt, before, len(graph), changed))
             done.append(p.name)
             if dump_dir:
-                dump.write(graph, dump_dir, i, p.name)
+                dumper.write(graph, i, p.name, changed)
             if opts.print_ir:
                 opts.print_fn(dump.banner(p.name, graph))
             if reference is not None and report.first_divergence is None:

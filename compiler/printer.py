@@ -10,6 +10,7 @@ and a few leading values (enough to tell two apart in a diff).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,13 @@ def _fmt_attr(v: Any) -> str:
     return repr(v)
 
 
+def _is_default(v: Any, default: Any) -> bool:
+    """Equal to the default, telling -0.0 from +0.0 (a pad value -0.0 is a choice, see lower_onnx_pad_max_pool)."""
+    if isinstance(v, float) and isinstance(default, float):
+        return v == default and math.copysign(1.0, v) == math.copysign(1.0, default)
+    return v == default
+
+
 def _fmt_const(v: Value) -> str:
     flat = np.asarray(v.const).reshape(-1)
     head = ", ".join(f"{x:.4g}" if isinstance(x, (float, np.floating)) else str(x) for x in flat[:4].tolist())
@@ -37,7 +45,7 @@ def format_node(node: Node) -> str:
     opdef = get_op(node.op)
     outs = ", ".join(f"%{v.name}: {v.type}" for v in node.outputs)
     args = ", ".join("_" if v is None else f"%{v.name}" for v in node.inputs)
-    attrs = {k: v for k, v in node.attrs.items() if v != opdef.attrs[k].default}
+    attrs = {k: v for k, v in node.attrs.items() if not _is_default(v, opdef.attrs[k].default)}
     text = f"{outs} = {node.op}({args})"
     if attrs:
         text += " {" + ", ".join(f"{k}={_fmt_attr(v)}" for k, v in attrs.items()) + "}"

@@ -57,3 +57,11 @@ class Table(Mapping[str, T], Generic[T]):
 
     def names(self) -> list[str]:
         return list(self)
+
+    def registered(self, name: str) -> T | None:
+        """The entry registered so far under ``name``, without running the loader.
+
+        For checks made while the table is being filled (a declaration refusing a
+        duplicate with its own message), where running the loader would re-enter it.
+        """
+        return self._entries.get(name)

@@ -65,14 +65,49 @@ def run_keras(model: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(y) for y in ys]
 
 
-def run_onnx(model: Any, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Run an ONNX ModelProto (or bytes/path) in onnxruntime; feeds by name or in input order."""
-    import onnxruntime as ort
+def run_onnx(model: Any, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray], *,
+             also_unoptimized: bool = False, tol: float = 1e-4) -> list[np.ndarray]:
+    """Run an ONNX ModelProto (or bytes/path) in onnxruntime; feeds by name or in input order.
+
+    The session uses onnxruntime's default options (every graph optimization on), because
+    that is how users run a model: a fusion that changes the numbers must fail a test.
+    ``also_unoptimized=True`` adds a second opinion: the same model with every optimization
+    disabled must agree with the default run within ``tol`` of the output's largest
+    magnitude; the default run's outputs are returned.
+    """
+    if not also_unoptimized:
+        return _ort_run(model, feeds, optimized=True)
+    outputs, plain = run_onnx_both(model, feeds)
+    for i, (a, b) in enumerate(zip(plain, outputs)):
+        if np.asarray(a).dtype.kind == "f":
+            err = max_rel_error(a, b)
+            assert err <= tol, (f"output {i}: onnxruntime's graph optimizations change the result by {err:.3g} "
+                                f"of its largest magnitude (> {tol:g})")
+        else:
+            assert np.array_equal(a, b), f"output {i}: onnxruntime's graph optimizations change the result"
+    return outputs
+
+
+def run_onnx_both(model: Any, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray]
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(outputs with onnxruntime's default options, outputs with every graph optimization disabled).
+
+    The first is what users get; the second is only a second opinion (it tells an
+    emission mistake from an onnxruntime fusion that changes the numbers).
+    """
+    return _ort_run(model, feeds, optimized=True), _ort_run(model, feeds, optimized=False)
+
+
+def _ort_run(model: Any, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray], *,
+             optimized: bool) -> list[np.ndarray]:
+    from kcc.extras import require
+
+    ort = require("onnxruntime", "running an ONNX model (kcc.testing)")
 
     data = model.SerializeToString() if hasattr(model, "SerializeToString") else model
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if not optimized:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     if not isinstance(feeds, Mapping):
         feeds = {i.name: x for i, x in zip(sess.get_inputs(), feeds)}
@@ -87,7 +122,9 @@ def calibrate_batchnorm(model: Any, samples: np.ndarray | Sequence[np.ndarray], 
     training mode with momentum 0 sets each layer's moving statistics to that
     batch's, layer by layer.
     """
-    import keras
+    from kcc.extras import require
+
+    keras = require("keras", "calibrating BatchNormalization statistics (kcc.testing)")
 
     bns = [l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
     saved = [bn.momentum for bn in bns]

@@ -1,6 +1,6 @@
 """kcc.passes: one pass (or one small family of rewrite rules) per module.
 
-Importing this package registers every pass by name (see kcc.pipeline).
+Importing this package registers every pass by name (see kcc.passes.base).
 """
 from kcc.passes import (  # noqa: F401
     cancel_transposes,
@@ -20,4 +20,17 @@ from kcc.passes import (  # noqa: F401
     fuse_normalization,
     fuse_silu,
     fuse_square,
+    layout_channels_last,
+    lower_coreml_activations,
+    lower_coreml_axes,
+    lower_coreml_math,
+    lower_coreml_recurrent,
+    lower_keras_dense,
+    lower_keras_float32,
+    lower_onnx_dense,
+    lower_onnx_elementwise,
+    lower_onnx_fused_activation,
+    lower_onnx_layer_norm,
+    lower_onnx_one_hot,
+    lower_onnx_pad_max_pool,
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcc.ir import Graph
-from kcc.pipeline import Pass, register_pass
+from kcc.passes.base import Pass, register_pass
 
 
 @register_pass

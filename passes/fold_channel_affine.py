@@ -42,10 +42,10 @@ from typing import Callable
 import numpy as np
 
 from kcc.ir import Graph
-from kcc.passes import fold_batchnorm
+from kcc.passes._batchnorm_rules import batchnorm_rules
 from kcc.passes._match import CHANNEL_PRODUCERS, foldable_producer, folded_weights, per_channel
 from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
+from kcc.passes.base import Pass, register_pass
 
 # Elementwise op with the constant on the right (``rsub``: c - y) -> (scale, shift) of the
 # per-channel vector c.
@@ -111,4 +111,4 @@ class FoldChannelAffine(Pass):
     after = ("fold_identity", "fold_batchnorm", "fuse_normalization", "fuse_gelu", "fuse_silu")
 
     def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, rules() + fold_batchnorm.rules())
+        return apply_rules(graph, rules() + batchnorm_rules())

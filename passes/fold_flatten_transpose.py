@@ -27,7 +27,7 @@ import numpy as np
 
 from kcc.ir import is_static
 from kcc.pattern import RewriteRule
-from kcc.pipeline import RewritePass, register_pass
+from kcc.passes.base import RewritePass, register_pass
 
 
 def _pattern(op, x, w, b):

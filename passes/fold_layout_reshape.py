@@ -25,17 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcc.ir import Graph
-from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, register_pass
-
-
-def _to_keras(rank: int) -> tuple[int, ...]:
-    return (0,) + tuple(range(2, rank)) + (1,)
-
-
-def _to_ir(rank: int) -> tuple[int, ...]:
-    return (0, rank - 1) + tuple(range(1, rank - 1))
+from kcc.layout import to_ir_perm, to_keras_perm
+from kcc.pattern import RewriteRule
+from kcc.passes.base import RewritePass, register_pass
+from kcc.passes._transpose_rules import RULES as TRANSPOSE_RULES
 
 
 def _spec(shape: tuple, like: tuple) -> tuple[int, ...] | None:
@@ -57,7 +50,7 @@ def _pattern_trt(op, x):
 
 def _check_trt(graph, x, t1, r, t2):
     y = t2.output
-    if t1.attrs["perm"] != _to_keras(x.rank) or t2.attrs["perm"] != _to_ir(y.rank):
+    if t1.attrs["perm"] != to_keras_perm(x.rank) or t2.attrs["perm"] != to_ir_perm(y.rank):
         return "the transposes are not the Keras layout round trip"
     c = x.shape[1]
     if not isinstance(c, int) or y.shape[1] != c:
@@ -93,14 +86,7 @@ RULES = [
 
 @register_pass
 @dataclass
-class FoldLayoutReshape(Pass):
+class FoldLayoutReshape(RewritePass):
     name = "fold_layout_reshape"
     after = ("fold_identity",)
-
-    def run(self, graph: Graph) -> bool:
-        from kcc.passes.cancel_transposes import RULES as TRANSPOSE_RULES
-        from kcc.pipeline import get_pass
-        changed = apply_rules(graph, RULES + TRANSPOSE_RULES)
-        if changed:
-            get_pass("fold_identity")().run(graph)
-        return changed
+    rules = RULES + TRANSPOSE_RULES

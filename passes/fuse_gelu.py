@@ -37,13 +37,14 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from kcc.ops.activation import GELU_TANH_COEFF
 from kcc.passes._match import on_x, same_type
 from kcc.pattern import RewriteRule
-from kcc.pipeline import RewritePass, register_pass
+from kcc.passes.base import RewritePass, register_pass
 
 SQRT2 = math.sqrt(2.0)
 K = math.sqrt(2.0 / math.pi)
-C = 0.044715
+C = GELU_TANH_COEFF
 
 
 def _erf_args(op, x):

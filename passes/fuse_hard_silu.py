@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kcc.ops.activation import HARD_SIGMOID_ALPHA, HARD_SIGMOID_BETA
 from kcc.passes._match import close, on_x, same_type
 from kcc.pattern import RewriteRule
-from kcc.pipeline import RewritePass, register_pass
+from kcc.passes.base import RewritePass, register_pass
 
 
 def _check(graph, x, root):
@@ -36,7 +37,7 @@ def _check(graph, x, root):
 
 
 def _check_hs(graph, x, root, hs):
-    if not (close(hs.attrs["alpha"], 1.0 / 6.0) and close(hs.attrs["beta"], 0.5)):
+    if not (close(hs.attrs["alpha"], HARD_SIGMOID_ALPHA) and close(hs.attrs["beta"], HARD_SIGMOID_BETA)):
         return f"hard_sigmoid(alpha={hs.attrs['alpha']:g}, beta={hs.attrs['beta']:g}) is not relu6(x + 3) / 6"
     return same_type(root, x)
 
@@ -54,7 +55,7 @@ RULES = [
                 _hard_silu, _check_hs),
     RewriteRule("x_relu6_div6", on_x(lambda op, x: op.div(op.mul(x, _relu6_x3(op, x)), 6.0, _capture="root")),
                 _hard_silu, _check),
-    RewriteRule("x_relu6_mul6th", on_x(lambda op, x: op.mul(op.mul(x, _relu6_x3(op, x)), 1.0 / 6.0,
+    RewriteRule("x_relu6_mul6th", on_x(lambda op, x: op.mul(op.mul(x, _relu6_x3(op, x)), HARD_SIGMOID_ALPHA,
                                                             _capture="root")),
                 _hard_silu, _check),
 ]

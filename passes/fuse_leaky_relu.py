@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from kcc.passes._match import same_type, scalar
 from kcc.pattern import RewriteRule
-from kcc.pipeline import RewritePass, register_pass
+from kcc.passes.base import RewritePass, register_pass
 
 
 def _checker(low: float, high: float):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from kcc.passes._match import on_x, same_type
 from kcc.pattern import RewriteRule
-from kcc.pipeline import RewritePass, register_pass
+from kcc.passes.base import RewritePass, register_pass
 
 
 def _check(graph, x, root):

@@ -37,7 +37,7 @@ After::
 
     %layer_norm: f32[N,10] = layer_norm(%x) {axes=(0, 1), epsilon=1e-07}
 
-IR ``layer_norm`` (kcc.ops.nn_more): statistics over ``axes`` (may include
+IR ``layer_norm`` (kcc.ops.normalization): statistics over ``axes`` (may include
 the batch axis 0), biased variance, eps inside the square root. Targets:
 ONNX LayerNormalization when the axes are a suffix with static dims, else the
 decomposed formula; Core ML layerNormalization (suffix of the non-batch
@@ -59,7 +59,7 @@ from kcc.ir import DTYPES, Node, Value
 from kcc.ops.shapes import norm_axes
 from kcc.passes._match import same_type, scalar
 from kcc.pattern import RewriteRule
-from kcc.pipeline import RewritePass, register_pass
+from kcc.passes.base import RewritePass, register_pass
 
 
 # ------------------------------------------------------------------ statistics

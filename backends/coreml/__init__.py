@@ -5,13 +5,16 @@ layers through the table in context.py (filled by the emit_* modules), weights
 go in as bytes. The boundary is channels-first (the IR's layout), so a Keras
 ``(N, 28, 28, 1)`` input is a Core ML ``(1, 28, 28)`` input or a 28x28 image.
 
-Blob layout (context.py): the model is emitted in the rank-5 layout of
-specification 1 when every op has a rank-5 form, as the old Keras converter's
-models were; otherwise the whole model is emitted again with ND layers
-(specification 4, ``EXACT_ARRAY_MAPPING``), where the declared shapes are the IR
-shapes with batch 1. Sequences ``(N, F, T)`` hold a unit H axis in the rank-5
-layout (``(F, 1, T)``); ops that need them in another form (recurrent layers)
-use ND layers. The specification version is the lowest the model needs
+The target's pipeline is ``STANDARD_PIPELINE + COREML_LOWERING``: the Core ML
+lowering passes (passes/lower_coreml_*.py) rewrite IR ops NeuralNetwork has no
+layer for into ops it has, so that each emitter maps one IR op to one layer.
+
+Blob layout (layout.py): an analysis run before emission picks the rank-5
+layout of specification 1 when every node has a rank-5 form, as the old Keras
+converter's models were; otherwise ND layers (specification 4,
+``EXACT_ARRAY_MAPPING``), where the declared shapes are the IR shapes with
+batch 1. Sequences ``(N, F, T)`` hold a unit H axis in the rank-5 layout
+(``(F, 1, T)``). The specification version is the lowest the model needs
 (spec_version.py).
 """
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Any
 
 from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
 from kcc.backends.coreml import (  # noqa: F401  (fill the table)
-    coverage, custom, emit_activation, emit_logic, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor)
-from kcc.backends.coreml.context import CoremlContext, NeedsND, Requirement, origin_of, supported_ops
+    custom, emit_activation, emit_index, emit_logic, emit_math, emit_nn, emit_norm, emit_recurrent,
+    emit_resize, emit_tensor)
+from kcc.backends.coreml.context import EMITTERS, CoremlContext, Requirement
+from kcc.backends.coreml.layout import BlobLayout, plan_layout
 from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs
 from kcc.backends.coreml.options import DEFAULTS, CoremlOptions, add_cli_arguments, options_from_cli, parse_options
 from kcc.backends.coreml.spec_version import ND_VERSION, lowest_version, os_name
@@ -30,6 +35,7 @@ from kcc.backends.coreml.updatable import make_updatable
 from kcc.coreml import proto
 from kcc.errors import ConversionError
 from kcc.ir import Graph
+from kcc.passes.base import PASSES
 
 # coremltools logs at import time that its native runtime (macOS only) and the
 # installed TensorFlow/scikit-learn versions are unknown to it: noise for kcc's
@@ -37,7 +43,26 @@ from kcc.ir import Graph
 if logging.getLogger("coremltools").level == logging.NOTSET:
     logging.getLogger("coremltools").setLevel(logging.ERROR)
 
-PIPELINE = STANDARD_PIPELINE
+# Core ML lowering, in order (the passes' ``after`` rules check it): recurrent
+# unrolling writes activations, the math rules write a clip (round), the axes
+# rules move data for resize/dense/layer_norm/batch_norm, the activation rules
+# lower clips and activations last; dce drops the sequence outputs nobody reads.
+COREML_LOWERING: tuple[str, ...] = (
+    "lower_coreml_recurrent",
+    "lower_coreml_math",
+    "lower_coreml_axes",
+    "lower_coreml_activations",
+    "dce",
+)
+PIPELINE = STANDARD_PIPELINE + COREML_LOWERING
+
+
+def supported_ops() -> list[str]:
+    """IR ops the target compiles: those with an emitter and those the lowering rewrites."""
+    import kcc.passes  # noqa: F401  (registers every pass)
+
+    lowered = {rule.root_op for name in COREML_LOWERING for rule in getattr(PASSES[name], "rules", [])}
+    return sorted(set(EMITTERS.names()) | lowered)
 
 
 def _blob_names(graph: Graph) -> dict[str, str]:
@@ -49,15 +74,14 @@ def _network(spec: Any, opts: CoremlOptions) -> Any:
     return spec.neuralNetworkClassifier if opts.class_labels is not None else spec.neuralNetwork
 
 
-def _emit_layers(graph: Graph, opts: CoremlOptions, nd: bool) -> tuple[Any, CoremlContext]:
+def _emit_layers(graph: Graph, opts: CoremlOptions, layout: BlobLayout) -> tuple[Any, CoremlContext]:
     spec = proto.module("Model_pb2").Model()
     network = _network(spec, opts)
     network.SetInParent()
     names = _blob_names(graph)
-    ctx = CoremlContext(graph, network, nd=nd, float16=opts.float16, names=names)
+    nd = layout.nd
+    ctx = CoremlContext(graph, network, nd=nd, float16=opts.float16, names=names, seq=set(layout.sequences))
     ctx._taken.update(names.values())
-    if not nd:
-        ctx.seq = emit_recurrent.sequence_values(graph)
     for node in graph.nodes():
         ctx.run(node)
     add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too
@@ -72,23 +96,20 @@ def _emit_layers(graph: Graph, opts: CoremlOptions, nd: bool) -> tuple[Any, Core
 def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> Any:
     """The ``Model_pb2.Model`` for ``graph``: layers, interface, metadata, updates, spec version.
 
-    ``force_nd`` skips the rank-5 attempt (tests use it to exercise every ND emitter).
+    ``graph`` has been through the target's pipeline (at least ``COREML_LOWERING``).
+    The layout analysis picks rank 5 or ND once; ``force_nd`` picks ND (tests use
+    it to exercise every ND emitter).
     """
     separate_outputs(graph)
-    try:
-        if force_nd:
-            raise NeedsND(None, "force_nd=True")  # type: ignore[arg-type]
-        spec, ctx = _emit_layers(graph, opts, nd=False)
-    except NeedsND as e:
-        node = e.node
-        where = f"node {node.name} ({node.op}){origin_of(node)}" if node is not None else "the model"
-        if opts.target_version is not None and opts.target_version < ND_VERSION:
-            raise ConversionError(
-                f"minimum_deployment_target={opts.target_name!r} cannot hold this model: {where} needs ND "
-                f"layers ({e.why}), which need {os_name(ND_VERSION)} or newer. Raise "
-                f"minimum_deployment_target to {os_name(ND_VERSION)} or change the layer.") from None
-        spec, ctx = _emit_layers(graph, opts, nd=True)
-        ctx.requirements.append(Requirement(ND_VERSION, f"{where}: ND layers ({e.why})"))
+    layout = plan_layout(graph, force_nd=force_nd)
+    if layout.nd and opts.target_version is not None and opts.target_version < ND_VERSION:
+        raise ConversionError(
+            f"minimum_deployment_target={opts.target_name!r} cannot hold this model: {layout.describe()}, "
+            f"which need {os_name(ND_VERSION)} or newer. Raise minimum_deployment_target to "
+            f"{os_name(ND_VERSION)} or change the layer.")
+    spec, ctx = _emit_layers(graph, opts, layout)
+    if layout.nd:
+        ctx.requirements.append(Requirement(ND_VERSION, layout.describe()))
     network = _network(spec, opts)
     add_metadata(spec, opts)
     if opts.float16:
@@ -114,8 +135,9 @@ def serialize_coreml(graph: Graph, options: dict[str, Any]) -> bytes:
 def to_mlmodel(spec: Any) -> Any:
     import warnings
 
-    import coremltools as ct
+    from kcc.extras import require
 
+    ct = require("coremltools", "building a coremltools MLModel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -137,4 +159,4 @@ TARGET = register_target(Target(
     options_from_cli=options_from_cli,
 ))
 
-__all__ = ["emit_coreml", "build_spec", "supported_ops", "TARGET", "PIPELINE"]
+__all__ = ["emit_coreml", "build_spec", "supported_ops", "TARGET", "PIPELINE", "COREML_LOWERING"]

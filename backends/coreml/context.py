@@ -3,7 +3,8 @@
 An emitter is registered per IR op with ``@coreml_emitter("conv")`` and called
 as ``emit(ctx, node)``; it appends NeuralNetwork layers through ``ctx.layer``.
 
-Two blob layouts (chosen once per model, see ``__init__.py``):
+Two blob layouts, chosen once per model before emission by the layout analysis
+(layout.py, which reads the ``rank5`` checks registered next to each emitter):
 
 * ``rank5`` (specification 1-3, what the old Keras converter emitted): every
   blob is Core ML's ``[Seq, Batch, C, H, W]`` and the IR batch axis is the
@@ -13,9 +14,9 @@ Two blob layouts (chosen once per model, see ``__init__.py``):
 * ``nd`` (specification 4, ``EXACT_ARRAY_MAPPING``): a blob is the IR value
   itself, batch axis included (declared as 1).
 
-An emitter that cannot express a node in the ``rank5`` layout calls
-``ctx.need_nd(node, why)``; the driver then re-emits the whole model in the
-``nd`` layout (or reports the node when the deployment target forbids it).
+An emitter reads ``ctx.nd``. ``ctx.need_nd(node, why)`` states that a branch
+exists only in the ND layout: reached in the rank-5 layout it is a kcc bug (the
+node's ``rank5`` check missed a case), reported as such.
 ``ctx.require(version, node, why)`` records a layer that exists only from a
 later specification version; the lowest version the model needs is the
 largest of these.
@@ -35,6 +36,12 @@ Emitter = Callable[["CoremlContext", Node], None]
 EMITTERS: Table[Emitter] = Table("Core ML emitter")
 coreml_emitter = EMITTERS.register
 
+# IR op -> why a node of it needs the ND layout (None: it has a rank-5 form).
+# Registered next to the op's emitter; read by the layout analysis (layout.py).
+Rank5Check = Callable[["CoremlContext", Node], "str | None"]
+RANK5_CHECKS: Table[Rank5Check] = Table("Core ML rank-5 check")
+rank5_check = RANK5_CHECKS.register
+
 
 def emitter_for(node: Node) -> Emitter:
     try:
@@ -52,13 +59,11 @@ def origin_of(node: Node) -> str:
     return f" (from layer {node.origin!r})" if node.origin else ""
 
 
-class NeedsND(Exception):
-    """Raised by an emitter in the rank-5 layout for a node only ND layers can express."""
-
-    def __init__(self, node: Node, why: str):
-        super().__init__(why)
-        self.node = node
-        self.why = why
+def layout_bug(node: Node | None, why: str) -> ConversionError:
+    """An emitter reached an ND-only branch in the rank-5 layout: the layout analysis missed it."""
+    where = f"node {node.name} ({node.op}){origin_of(node)}" if node is not None else "a constant"
+    return ConversionError(f"kcc bug (please report it): the Core ML layout analysis chose the rank-5 layout, "
+                           f"but {where} needs ND layers ({why}); its rank5 check misses this case")
 
 
 @dataclass
@@ -99,7 +104,7 @@ def set_weights(params: Any, array: np.ndarray, float16: bool = False) -> None:
 @dataclass
 class CoremlContext:
     graph: Graph
-    network: Any                       # NeuralNetwork_pb2.NeuralNetwork(-Classifier)
+    network: Any                       # NeuralNetwork_pb2.NeuralNetwork(-Classifier); None for the analysis
     nd: bool = False                   # blob layout: False = rank5, True = nd
     float16: bool = False              # weights as float16
     names: dict[str, str] = field(default_factory=dict)   # IR value name -> blob name
@@ -171,9 +176,16 @@ class CoremlContext:
         self.requirements.append(Requirement(version, f"{where}: {why}"))
 
     def need_nd(self, node: Node, why: str) -> None:
-        """Give up the rank-5 layout for this model (no-op in the ND layout)."""
+        """State that the branch being emitted exists only in the ND layout."""
         if not self.nd:
-            raise NeedsND(node, why)
+            raise layout_bug(node, why)
+
+    def chw_reason(self, v: Value) -> str | None:
+        """Why ``v`` has no rank-5 (C, H, W) blob, or None."""
+        if v.name in self.seq:
+            return f"the recurrent sequence {v.name} is used by a non-recurrent op"
+        r = len(self.dims(v))
+        return None if 2 <= r <= 4 else f"a rank-{r} tensor ({v.type}) has no rank-5 CHW form"
 
     def fail(self, node: Node, message: str) -> ConversionError:
         return UnsupportedOpError(f"Core ML: node {node.name} ({node.op}){origin_of(node)}: {message}")
@@ -213,9 +225,10 @@ class CoremlContext:
         return self._dims[v.name]
 
     def chw(self, v: Value) -> tuple[int, int, int]:
-        """The rank-5 layout's (C, H, W) of an IR value (NeedsND for ranks it cannot hold)."""
-        if v.name in self.seq:
-            raise NeedsND(self._current, f"the recurrent sequence {v.name} is used by a non-recurrent op")
+        """The rank-5 layout's (C, H, W) of an IR value (the layout analysis checked it has one)."""
+        why = self.chw_reason(v)
+        if why is not None:
+            raise layout_bug(self._current, why)
         d = self.dims(v)
         if len(d) == 2:
             return (d[1], 1, 1)
@@ -223,7 +236,7 @@ class CoremlContext:
             return (d[1], 1, d[2])
         if len(d) == 4:
             return (d[1], d[2], d[3])
-        raise NeedsND(self._current, f"a rank-{len(d)} tensor ({v.type}) has no rank-5 CHW form")
+        raise layout_bug(self._current, f"a rank-{len(d)} tensor ({v.type}) has no rank-5 CHW form")
 
     def blob_shape(self, v: Value) -> tuple[int, ...]:
         """Shape of the Core ML blob of ``v`` (without Seq/Batch in the rank-5 layout)."""
@@ -241,9 +254,9 @@ class CoremlContext:
             set_weights(p.data, arr.reshape(shape))
             self.require(4, self._current, "loadConstantND")
         else:
-            shape = chw if chw is not None else _const_chw(arr)
+            shape = chw if chw is not None else const_chw(arr)
             if shape is None:
-                raise NeedsND(self._current, f"a constant of shape {arr.shape} has no CHW form")
+                raise layout_bug(self._current, f"a constant of shape {arr.shape} has no CHW form")
             _, p = self.layer("loadConstant", [], blob, name=blob)
             p.shape.extend(int(s) for s in shape)
             set_weights(p.data, arr.reshape(shape))
@@ -260,7 +273,7 @@ class CoremlContext:
             self._current = None
 
 
-def _const_chw(arr: np.ndarray) -> tuple[int, int, int] | None:
+def const_chw(arr: np.ndarray) -> tuple[int, int, int] | None:
     """CHW shape of a constant read as an IR value of its own rank (leading axis = batch 1)."""
     s = tuple(int(d) for d in arr.shape)
     if len(s) == 0:
@@ -276,4 +289,5 @@ def broadcast_const(arr: np.ndarray, rank: int) -> np.ndarray:
     return arr.reshape((1,) * max(rank - arr.ndim, 0) + arr.shape)
 
 
-__all__ = ["CoremlContext", "coreml_emitter", "emitter_for", "supported_ops", "NeedsND", "set_weights", "broadcast_const"]
+__all__ = ["CoremlContext", "coreml_emitter", "rank5_check", "RANK5_CHECKS", "emitter_for", "supported_ops",
+           "layout_bug", "set_weights", "broadcast_const", "const_chw"]

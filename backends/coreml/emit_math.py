@@ -1,25 +1,32 @@
 """Core ML emitters for elementwise math: binary ops, unary math functions, cast.
 
 Rank-5 layout (specification 1): a tensor op tensor is an ``add`` /
-``multiply`` / ``max`` / ``min`` layer (sub and div negate or invert the second
-operand first); a scalar constant rides in the layer's ``alpha`` or in a
-``unary`` layer; a per-channel or per-pixel constant becomes a ``bias`` or
-``scale`` layer. ND layout: the ``*Broadcastable`` layers (numpy broadcasting)
-with ``loadConstantND`` operands.
+``multiply`` / ``max`` / ``min`` layer; the layout has no subtract or divide
+layer, so sub and div of two tensors (and a scalar divided by a tensor) negate
+or invert one operand first, two layers for one IR op (the ND layout's
+``subtractBroadcastable``/``divideBroadcastable`` are one). A scalar
+constant rides in the layer's ``alpha`` or in a ``unary`` layer; a
+per-channel or per-pixel constant becomes a ``bias`` or ``scale`` layer.
+ND layout: the ``*Broadcastable`` layers (numpy broadcasting) with
+``loadConstantND`` operands. ``_binary_rank5`` says which nodes have a rank-5
+form (the layout analysis reads it).
+
+Unary math is a row of kcc.formats.coreml_layers (UNARY: the legacy ``unary``
+layer; MATH_LAYERS: the specification-4 layers). ``round``, a float-to-integer
+``cast``, ``is_inf`` and ``min`` with a scalar were rewritten by
+passes/lower_coreml_math.py before emission.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 
-from kcc.backends.coreml.context import CoremlContext, broadcast_const, coreml_emitter
-from kcc.backends.coreml.emit_activation import clip, linear, unary
+from kcc.backends.coreml.context import CoremlContext, broadcast_const, const_chw, coreml_emitter, rank5_check
+from kcc.backends.coreml.emit_activation import linear, unary, unary_op
+from kcc.formats.coreml_layers import BROADCASTABLE, MATH_LAYERS, MATH_LAYERS_VERSION, UNARY
 from kcc.ir import Node, Value
-
-_TINY = 1e-30  # epsilon for INVERSE / RSQRT: Core ML adds it to x (default 1e-6 would bias results)
-
+from kcc.passes.lower_coreml_math import is_integral
 
 # ------------------------------------------------------------- constants
 def const_shape_for(ctx: CoremlContext, c: np.ndarray, out: Value) -> tuple[np.ndarray, list[int]]:
@@ -79,9 +86,7 @@ def scale_by_const(ctx: CoremlContext, x: str, out: str, c: np.ndarray, value: V
 
 
 # ------------------------------------------------------------- binary ops
-_ND_BINARY = {"add": "addBroadcastable", "sub": "subtractBroadcastable", "mul": "multiplyBroadcastable",
-              "div": "divideBroadcastable", "max": "maxBroadcastable", "min": "minBroadcastable",
-              "pow": "powBroadcastable"}
+_ND_BINARY = BROADCASTABLE
 
 
 def _scalar_const(ctx: CoremlContext, node: Node, x: str, s: float, const_first: bool, out: str) -> bool:
@@ -98,13 +103,11 @@ def _scalar_const(ctx: CoremlContext, node: Node, x: str, s: float, const_first:
         linear(ctx, x, out, -1.0, s)
     elif op == "div":
         inv = ctx.tmp("inv")
-        unary(ctx, "INVERSE", x, inv, epsilon=_TINY)
+        unary_op(ctx, "reciprocal", x, inv)
         _, p = ctx.layer("multiply", [inv], out)
         p.alpha = float(s)
     elif op == "max":
         unary(ctx, "THRESHOLD", x, out, alpha=s)
-    elif op == "min":
-        clip(ctx, x, out, float("-inf"), s)
     elif op == "pow" and not const_first:
         unary(ctx, "POWER", x, out, alpha=s)
     elif op == "pow" and s > 0:
@@ -131,7 +134,7 @@ def _tensor_const(ctx: CoremlContext, node: Node, x: str, c: np.ndarray, const_f
         scale_layer(ctx, x, out, 1.0 / c, None, value)
     elif op == "div":
         inv = ctx.tmp("inv")
-        unary(ctx, "INVERSE", x, inv, epsilon=_TINY)
+        unary_op(ctx, "reciprocal", x, inv)
         scale_layer(ctx, inv, out, c, None, value)
     elif op in ("max", "min"):
         full = np.broadcast_to(broadcast_const(c, value.rank), (1,) + ctx.dims(value)[1:])
@@ -145,6 +148,8 @@ def _tensor_const(ctx: CoremlContext, node: Node, x: str, c: np.ndarray, const_f
 def _legacy_broadcastable(ctx: CoremlContext, a: Value, b: Value, out: Value) -> bool:
     if a.name in ctx.seq and b.name in ctx.seq:   # two [T, N, C, 1, 1] sequences
         return a.shape == b.shape
+    if any(ctx.chw_reason(v) is not None for v in (a, b, out)):
+        return False
     so = ctx.chw(out)
     allowed = {so, (1, 1, 1), (so[0], 1, 1), (1, so[1], so[2])}
     return ctx.chw(a) in allowed and ctx.chw(b) in allowed
@@ -161,11 +166,40 @@ def _tensor_tensor(ctx: CoremlContext, node: Node, out: str) -> bool:
         ctx.layer("add", [na, neg], out)
     elif node.op == "div":
         inv = ctx.tmp("inv")
-        unary(ctx, "INVERSE", nb, inv, epsilon=_TINY)
+        unary_op(ctx, "reciprocal", nb, inv)
         ctx.layer("multiply", [na, inv], out)
     else:
         ctx.layer({"add": "add", "mul": "multiply", "max": "max", "min": "min"}[node.op], [na, nb], out)
     return True
+
+
+@rank5_check(*_ND_BINARY)
+def _binary_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    """Why ``node`` has no legacy (rank-5) form, or None; mirrors the three forms below."""
+    a, b = node.inputs
+    out = node.outputs[0]
+    why = f"{node.op} of shapes {a.shape} and {b.shape} needs broadcasting layers"
+    if a.is_const != b.is_const:
+        c = a if a.is_const else b
+        arr = np.asarray(c.const, dtype=np.float32)
+        if arr.size == 1:
+            s = float(arr.reshape(-1)[0])
+            if node.op == "min" or (node.op == "pow" and a.is_const and not s > 0):
+                return why
+            return None
+        if node.op in ("add", "sub", "mul", "div", "max", "min"):
+            reason = ctx.chw_reason(out)
+            if reason is not None:
+                return reason
+            if node.op not in ("max", "min") and broadcast_const(arr, out.rank).shape[0] != 1:
+                return "a constant that varies along the batch axis"
+            return None
+        return why
+    if a.is_const and any(const_chw(np.asarray(v.const)) is None for v in (a, b)):
+        return why
+    if node.op == "pow" or not _legacy_broadcastable(ctx, a, b, out):
+        return why
+    return None
 
 
 @coreml_emitter(*_ND_BINARY)
@@ -182,62 +216,38 @@ def _binary(ctx: CoremlContext, node: Node) -> None:
                 done = _tensor_const(ctx, node, ctx.name(x), arr, a.is_const, out)
         else:
             done = _tensor_tensor(ctx, node, out)
-        if done:
-            return
-        ctx.need_nd(node, f"{node.op} of shapes {a.shape} and {b.shape} needs broadcasting layers")
+        if not done:
+            ctx.need_nd(node, f"{node.op} of shapes {a.shape} and {b.shape} needs broadcasting layers")
+        return
     ctx.layer(_ND_BINARY[node.op], [ctx.name(a), ctx.name(b)], out)
     ctx.require(4, node, _ND_BINARY[node.op])
 
 
 # ------------------------------------------------------------- unary math
-def _unary_kind(kind: str, alpha: float = 0.0, epsilon: float = 0.0):
-    return lambda ctx, x, out: unary(ctx, kind, x, out, alpha=alpha, epsilon=epsilon)
-
-
-# IR op -> (emitter(ctx, x, out), specification version it needs)
-_UNARY_MATH: dict[str, tuple[Callable[[CoremlContext, str, str], None], int]] = {
-    "neg": (lambda ctx, x, out: linear(ctx, x, out, -1.0), 1),
-    "abs": (_unary_kind("ABS"), 1),
-    "sqrt": (_unary_kind("SQRT"), 1),
-    "rsqrt": (_unary_kind("RSQRT", epsilon=_TINY), 1),
-    "reciprocal": (_unary_kind("INVERSE", epsilon=_TINY), 1),
-    "square": (_unary_kind("POWER", alpha=2.0), 1),
-    "exp": (_unary_kind("EXP"), 1),
-    "log": (_unary_kind("LOG"), 1),
-}
-# Elementwise layers added in specification 4 (same name as the IR op).
-_SPEC4_MATH = ("sin", "cos", "tan", "erf", "floor", "ceil", "round", "sign")
-
-
-@coreml_emitter(*_UNARY_MATH)
+@coreml_emitter(*UNARY)
 def _unary_math(ctx: CoremlContext, node: Node) -> None:
-    fn, _ = _UNARY_MATH[node.op]
-    fn(ctx, ctx.name(node.inputs[0]), ctx.out(node))
+    unary_op(ctx, node.op, ctx.name(node.inputs[0]), ctx.out(node))
 
 
-@coreml_emitter(*_SPEC4_MATH)
-def _spec4_math(ctx: CoremlContext, node: Node) -> None:
-    ctx.layer(node.op, [ctx.name(node.inputs[0])], ctx.out(node))
-    ctx.require(4, node, f"the {node.op} layer")
+@coreml_emitter(*MATH_LAYERS)
+def _math_layer(ctx: CoremlContext, node: Node) -> None:
+    layer = MATH_LAYERS[node.op]
+    ctx.layer(layer, [ctx.name(node.inputs[0])], ctx.out(node))
+    ctx.require(MATH_LAYERS_VERSION, node, f"the {layer} layer")
 
 
 @coreml_emitter("cast")
 def _cast(ctx: CoremlContext, node: Node) -> None:
-    """Core ML blobs are float: a cast to a float type, or from an integer, is a copy.
+    """Core ML blobs are float: every cast is a copy.
 
-    float -> integer truncates toward zero: sign(x) * floor(|x|).
+    A float -> integer cast truncates; lower_coreml_math wrote the truncation
+    (``sign(x) * floor(|x|)``) before it, so the copy is exact.
     """
     x = node.inputs[0]
-    to = node.attrs["to"]
-    if to.startswith("f") or not x.dtype.startswith("f"):
-        linear(ctx, ctx.name(x), ctx.out(node), 1.0)
-        return
-    a, f, s = ctx.tmp("abs"), ctx.tmp("floor"), ctx.tmp("sign")
-    unary(ctx, "ABS", ctx.name(x), a)
-    ctx.layer("floor", [a], f)
-    ctx.layer("sign", [ctx.name(x)], s)
-    ctx.layer("multiply", [s, f], ctx.out(node))
-    ctx.require(4, node, "floor/sign layers (a float-to-integer cast)")
+    if not node.attrs["to"].startswith("f") and x.dtype.startswith("f") and not is_integral(ctx.graph, x):
+        raise ctx.fail(node, "a float -> integer cast of a non-integral value: run the Core ML lowering "
+                             "(lower_coreml_math) first")
+    linear(ctx, ctx.name(x), ctx.out(node), 1.0)
 
 
 __all__ = ["scale_layer", "scale_by_const", "const_shape_for"]

@@ -1,11 +1,19 @@
-"""Core ML emitters for conv, pooling, dense, batch norm and matmul.
+"""Core ML emitters for conv, conv_transpose, pooling, dense, batch norm and matmul.
 
 Convolution and pooling layers work on the last three axes ``[C, H, W]``; a 1-D
 IR tensor ``(N, C, L)`` is the blob ``(C, 1, L)`` in the rank-5 layout, and in
 the ND layout it gets a unit H axis inserted around the layer (``around4d``).
 3-D convolution and pooling are specification-5 layers (ND layout).
 Weights are IR ``OIHW`` already, Core ML's order for convolutions; dense
-weights ``(in, out)`` are transposed to innerProduct's ``(out, in)``.
+weights ``(in, out)`` are transposed to innerProduct's ``(out, in)``. Dense
+with computed weights or of rank > 4 and batch norm of rank > 4 were rewritten
+by passes/lower_coreml_axes.py (matmul; a 4-D reshape).
+
+conv_transpose (1-D, 2-D) is a ``convolution`` with ``isDeconvolution`` and an
+explicit ``outputShape``; the full result is cropped by ``valid`` padding
+amounts (IR ``pads``). Dilation is folded into the kernel (zeros inserted),
+which Core ML's deconvolution lacks. Specification 1; 3-D is
+``convolution3d`` (specification 5).
 """
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from kcc.backends.coreml.context import CoremlContext, coreml_emitter
+from kcc.backends.coreml.context import CoremlContext, coreml_emitter, rank5_check
 from kcc.backends.coreml.emit_activation import apply_activation
 from kcc.ir import Node, Value
 
@@ -39,7 +47,7 @@ def around4d(ctx: CoremlContext, node: Node, x: Value, build: Callable[[str, str
     else:
         build(ctx.name(x), final)
     if act != "linear":
-        apply_activation(ctx, act, {}, final, out, node.outputs[0])
+        apply_activation(ctx, act, {}, final, out)
 
 
 def _borders(params, pads_hw: list[tuple[int, int]]) -> None:
@@ -66,6 +74,12 @@ def _set_padding(ctx: CoremlContext, p, node: Node, n: int) -> None:
     else:
         p.valid.SetInParent()
         _borders(p.valid.paddingAmounts, _pad_pairs(node, n))
+
+
+@rank5_check("conv", "conv_transpose", "max_pool", "avg_pool")
+def _window_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    n = node.inputs[0].rank - 2
+    return f"{n}-D {node.op} (specification-5 3-D layers are ND layers)" if n == 3 else None
 
 
 @coreml_emitter("conv")
@@ -116,7 +130,7 @@ def _conv3d(ctx: CoremlContext, node: Node) -> None:
         ctx.weights(p.bias, b.const)
     ctx.require(5, node, "the convolution3d layer")
     if node.attrs["activation"] != "linear":
-        apply_activation(ctx, node.attrs["activation"], {}, _last_output(ctx), ctx.out(node), node.outputs[0])
+        apply_activation(ctx, node.attrs["activation"], {}, _last_output(ctx), ctx.out(node))
 
 
 def _last_output(ctx: CoremlContext) -> str:
@@ -172,13 +186,95 @@ def _pool3d(ctx: CoremlContext, node: Node) -> None:
     ctx.require(5, node, "the pooling3d layer")
 
 
+# ------------------------------------------------------------- conv_transpose
+def _dilate(w: np.ndarray, dil: tuple[int, ...]) -> np.ndarray:
+    if all(d == 1 for d in dil):
+        return w
+    k = w.shape[2:]
+    out = np.zeros(w.shape[:2] + tuple((kk - 1) * d + 1 for kk, d in zip(k, dil)), w.dtype)
+    out[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dil)] = w
+    return out
+
+
+@coreml_emitter("conv_transpose")
+def _conv_transpose(ctx: CoremlContext, node: Node) -> None:
+    x, w, b = node.inputs
+    n = x.rank - 2
+    if not w.is_const or (b is not None and not b.is_const):
+        raise ctx.fail(node, "a transposed convolution with computed weights has no Core ML form")
+    if n == 3:
+        _conv_transpose3d(ctx, node)
+        return
+    if n not in (1, 2):
+        raise ctx.fail(node, f"{n}-D transposed convolution has no Core ML NeuralNetwork layer")
+    strides = node.attrs["strides"] or (1,) * n
+    dil = node.attrs["dilations"] or (1,) * n
+    pads = node.attrs["pads"] or (0,) * (2 * n)
+    weights = _dilate(w.const, dil)
+    if n == 1:
+        weights = weights.reshape(weights.shape[:2] + (1,) + weights.shape[2:])
+    kernel = weights.shape[2:]
+    group = node.attrs["group"]
+    out_dims = ctx.dims(node.outputs[0])[2:]
+    hw_out = [1] + list(out_dims) if n == 1 else list(out_dims)
+    hw_stride = [1] + list(strides) if n == 1 else list(strides)
+    begins = [0] + [pads[0]] if n == 1 else [pads[0], pads[1]]
+
+    def build(inp: str, out: str) -> None:
+        _, p = ctx.layer("convolution", [inp], out)
+        p.isDeconvolution = True
+        p.outputChannels = int(w.shape[1] * group)
+        p.kernelChannels = int(w.shape[0])
+        p.nGroups = int(group)
+        p.kernelSize.extend(int(k) for k in kernel)
+        p.stride.extend(hw_stride)
+        p.dilationFactor.extend([1, 1])
+        p.valid.SetInParent()
+        for begin in begins:  # crop at the start; outputShape fixes the end (output_padding included)
+            edge = p.valid.paddingAmounts.borderAmounts.add()
+            edge.startEdgeSize, edge.endEdgeSize = int(begin), 0
+        p.outputShape.extend(int(d) for d in hw_out)
+        ctx.weights(p.weights, weights)
+        if b is not None:
+            p.hasBias = True
+            ctx.weights(p.bias, b.const)
+
+    around4d(ctx, node, x, build)
+
+
+def _conv_transpose3d(ctx: CoremlContext, node: Node) -> None:
+    """convolution3d with isDeconvolution (specification 5): crop at the start, outputShape at the end."""
+    x, w, b = node.inputs
+    ctx.need_nd(node, "3-D transposed convolution")
+    weights = _dilate(w.const, node.attrs["dilations"] or (1, 1, 1))
+    _, p = ctx.layer("convolution3d", [ctx.name(x)], ctx.out(node))
+    p.isDeconvolution = True
+    p.inputChannels = int(w.shape[0])
+    p.outputChannels = int(w.shape[1] * node.attrs["group"])
+    p.nGroups = int(node.attrs["group"])
+    p.kernelDepth, p.kernelHeight, p.kernelWidth = (int(k) for k in weights.shape[2:])
+    p.strideDepth, p.strideHeight, p.strideWidth = node.attrs["strides"] or (1, 1, 1)
+    p.dilationDepth = p.dilationHeight = p.dilationWidth = 1
+    begins = tuple((node.attrs["pads"] or (0,) * 6)[:3])
+    pad3d(p, node, begins + (0, 0, 0))
+    p.outputShape.extend(int(d) for d in ctx.dims(node.outputs[0])[2:])
+    ctx.weights(p.weights, weights)
+    if b is not None:
+        p.hasBias = True
+        ctx.weights(p.bias, b.const)
+    ctx.require(5, node, "the convolution3d layer")
+
+
 @coreml_emitter("dense")
 def _dense(ctx: CoremlContext, node: Node) -> None:
-    """Rank 2: innerProduct. Rank > 2 (features on axis 1): a 1x1 convolution."""
+    """Rank 2: innerProduct. Rank 3-4 (features on axis 1): a 1x1 convolution.
+
+    Computed weights and rank > 4 were rewritten as matmul by lower_coreml_axes.
+    """
     x, w, b = node.inputs
-    if not w.is_const or (b is not None and not b.is_const):
-        _dense_computed(ctx, node)
-        return
+    if not w.is_const or (b is not None and not b.is_const) or x.rank > 4:
+        raise ctx.fail(node, "dense with computed weights or on a rank > 4 tensor reaches the emitter: "
+                             "run the Core ML lowering (lower_coreml_axes) first")
     cin, cout = (int(d) for d in w.shape)
     if x.rank == 2:
         def build_ip(inp: str, out: str) -> None:
@@ -189,10 +285,6 @@ def _dense(ctx: CoremlContext, node: Node) -> None:
                 p.hasBias = True
                 ctx.weights(p.bias, b.const)
         _with_activation(ctx, node, x, build_ip)
-        return
-    if x.rank > 4:
-        ctx.need_nd(node, f"dense on a rank-{x.rank} tensor")
-        _dense_computed(ctx, node)
         return
 
     def build(inp: str, out: str) -> None:
@@ -215,31 +307,7 @@ def _with_activation(ctx: CoremlContext, node: Node, x: Value, build: Callable[[
     final = out if act == "linear" else ctx.tmp("preact")
     build(ctx.name(x), final)
     if act != "linear":
-        apply_activation(ctx, act, {}, final, out, node.outputs[0])
-
-
-def _dense_computed(ctx: CoremlContext, node: Node) -> None:
-    """dense with computed weights (or rank > 4): move features last, batchedMatmul, move back."""
-    x, w, b = node.inputs
-    ctx.need_nd(node, "dense with computed weights")
-    r = x.rank
-    src = ctx.name(x)
-    if r > 2:
-        moved = ctx.tmp("features_last")
-        _, p = ctx.layer("transpose", [src], moved)
-        p.axes.extend([0] + list(range(2, r)) + [1])
-        src = moved
-    mm = ctx.tmp("matmul") if (r > 2 or b is not None) else None
-    target = mm or ctx.out(node)
-    ctx.layer("batchedMatmul", [src, ctx.name(w)], target)
-    if b is not None:
-        biased = ctx.tmp("biased") if r > 2 else ctx.out(node)
-        ctx.layer("addBroadcastable", [target, ctx.name(b)], biased)
-        target = biased
-    if r > 2:
-        _, p = ctx.layer("transpose", [target], ctx.out(node))
-        p.axes.extend([0, r - 1] + list(range(1, r - 1)))
-    ctx.require(4, node, "batchedMatmul")
+        apply_activation(ctx, act, {}, final, out)
 
 
 @coreml_emitter("batch_norm")
@@ -248,7 +316,8 @@ def _batch_norm(ctx: CoremlContext, node: Node) -> None:
     if not all(v.is_const for v in (scale, bias, mean, var)):
         raise ctx.fail(node, "batch norm parameters must be constants")
     if x.rank > 4:
-        ctx.need_nd(node, f"batch norm on a rank-{x.rank} tensor")
+        raise ctx.fail(node, f"batch norm of rank {x.rank} reaches the emitter: run the Core ML lowering "
+                             f"(lower_coreml_axes) first")
 
     def build(inp: str, out: str) -> None:
         _, p = ctx.layer("batchnorm", [inp], out)
@@ -259,23 +328,23 @@ def _batch_norm(ctx: CoremlContext, node: Node) -> None:
         ctx.weights(p.mean, mean.const)
         ctx.weights(p.variance, var.const)
 
-    if x.rank > 4:
-        # Channels at axis 1 of a rank-5 tensor: fold D into H (a reshape keeps the order).
-        c, d, h, w_ = ctx.dims(x)[1:]
-        flat, normed = ctx.tmp("flat"), ctx.tmp("normed")
-        _, p = ctx.layer("reshapeStatic", [ctx.name(x)], flat)
-        p.targetShape.extend([1, c, d * h, w_])
-        build(flat, normed)
-        _, p = ctx.layer("reshapeStatic", [normed], ctx.out(node))
-        p.targetShape.extend(ctx.dims(x))
-        ctx.require(4, node, "reshapeStatic")
-        return
     around4d(ctx, node, x, build)
+
+
+@rank5_check("matmul")
+def _matmul_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    return "matmul (batchedMatmul is an ND layer)"
 
 
 @coreml_emitter("matmul")
 def _matmul(ctx: CoremlContext, node: Node) -> None:
+    """batchedMatmul: a constant rank-2 ``b`` rides in the layer's weights, else two inputs."""
     a, b = node.inputs
     ctx.need_nd(node, "matmul (batchedMatmul)")
-    ctx.layer("batchedMatmul", [ctx.name(a), ctx.name(b)], ctx.out(node))
+    if b.is_const and b.rank == 2 and a.rank >= 2:
+        _, p = ctx.layer("batchedMatmul", [ctx.name(a)], ctx.out(node))
+        p.weightMatrixFirstDimension, p.weightMatrixSecondDimension = (int(d) for d in b.shape)
+        ctx.weights(p.weights, np.ascontiguousarray(b.const.T))   # [X1, X2] is stored column-major
+    else:
+        ctx.layer("batchedMatmul", [ctx.name(a), ctx.name(b)], ctx.out(node))
     ctx.require(4, node, "batchedMatmul")

@@ -11,8 +11,9 @@ are ``[1, N, H, 1, 1]`` around the layer.
 Core ML keeps one bias per gate: the IR's input and recurrence biases are
 summed. Its GRU applies the reset gate before the recurrence matrix, Keras's
 ``reset_after=False``; a ``reset_after=True`` GRU (Keras 3's default) and
-ConvLSTM have no Core ML layer and are unrolled over the static time axis with
-ND layers (specification 4).
+ConvLSTM have no Core ML layer: passes/lower_coreml_recurrent.py unrolled them
+over the static time axis before emission. Gate activations are rows of
+kcc.formats.coreml_layers.ACTIVATIONS.
 """
 from __future__ import annotations
 
@@ -21,29 +22,18 @@ from typing import Any
 import numpy as np
 
 from kcc.backends.coreml.context import CoremlContext, coreml_emitter
+from kcc.backends.coreml.emit_activation import set_activation
+from kcc.formats.coreml_layers import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from kcc.ir import Graph, Node
+from kcc.ops.recurrent import activation_attrs
 
 RECURRENT_OPS = ("rnn", "lstm", "gru")
-
-# IR activation -> (ActivationParams variant, fields)
-_ACTS: dict[str, tuple[str, dict[str, float]]] = {
-    "linear": ("linear", {"alpha": 1.0}),
-    "relu": ("ReLU", {}),
-    "tanh": ("tanh", {}),
-    "sigmoid": ("sigmoid", {}),
-    "hard_sigmoid": ("sigmoidHard", {"alpha": 1.0 / 6.0, "beta": 0.5}),
-    "softsign": ("softsign", {}),
-    "softplus": ("softplus", {}),
-    "elu": ("ELU", {"alpha": 1.0}),
-    "leaky_relu": ("leakyReLU", {"alpha": 0.2}),
-}
-
 
 def sequence_values(graph: Graph) -> set[str]:
     """Names of the time-major values: recurrent inputs/sequence outputs and concats joining them."""
     seq: set[str] = set()
     for node in graph.nodes():
-        if node.op in RECURRENT_OPS + ("conv_lstm",):
+        if node.op in RECURRENT_OPS and not _unrolled(node):
             seq.add(node.inputs[0].name)
             seq.add(node.outputs[0].name)
     changed = True
@@ -66,26 +56,17 @@ def sequence_values(graph: Graph) -> set[str]:
     return seq
 
 
-def _elementwise_ops() -> frozenset[str]:
-    from kcc.backends.coreml.emit_activation import ACTIVATIONS
-    return frozenset(("add", "sub", "mul", "div", "max", "min", "identity", "neg") + tuple(ACTIVATIONS))
-
-
-_ELEMENTWISE = _elementwise_ops()
+# Ops that keep a time-major sequence a sequence in the rank-5 layout (a
+# Bidirectional merge, an activation on a sequence).
+_ELEMENTWISE = frozenset(("add", "sub", "mul", "div", "max", "min", "gelu", "prelu") + tuple(ACTIVATIONS))
 
 
 def _activation(ctx: CoremlContext, node: Node, msg: Any, name: str) -> None:
-    if name not in _ACTS:
-        raise ctx.fail(node, f"recurrent activation {name!r} has no Core ML form; use tanh, sigmoid, "
-                             f"hard_sigmoid, relu, linear, softsign, softplus, elu or leaky_relu")
-    from kcc.ops.recurrent import activation_attrs
-
-    params = activation_attrs(name, node.attrs) if name != "linear" else {}
-    kind, fields = _ACTS[name]
-    sub = getattr(msg, kind)
-    sub.SetInParent()
-    for key, val in fields.items():
-        setattr(sub, key, float(params.get(key, val)))
+    """Fill a gate's ``ActivationParams`` from the row of IR activation ``name``."""
+    if name != "linear" and name not in RECURRENT_ACTIVATIONS:
+        raise ctx.fail(node, f"recurrent activation {name!r} has no Core ML form; use "
+                             f"{', '.join(('linear',) + RECURRENT_ACTIVATIONS)}")
+    set_activation(msg, name, activation_attrs(name, node.attrs) if name != "linear" else {})
 
 
 def _gates(node: Node, n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
@@ -178,12 +159,17 @@ def _lstm(ctx: CoremlContext, node: Node) -> None:
     _finish(ctx, squeezes)
 
 
+def _unrolled(node: Node) -> bool:
+    return node.op == "gru" and node.attrs["reset_after"]
+
+
 @coreml_emitter("gru")
 def _gru(ctx: CoremlContext, node: Node) -> None:
     _check(ctx, node)
     if node.attrs["reset_after"]:
-        _gru_reset_after(ctx, node)
-        return
+        raise ctx.fail(node, "a GRU with reset_after=True has no Core ML layer (the gru layer resets before the "
+                             "recurrence) and lower_coreml_recurrent unrolls only a static time axis with constant "
+                             "weights; give the input a fixed sequence length, or use reset_after=False")
     ins, outs, squeezes = _io(ctx, node, 1)
     ws, rs, bs = _gates(node, 3)   # IR order z r h
     _, p = ctx.layer("gru", ins, outs)
@@ -201,208 +187,10 @@ def _gru(ctx: CoremlContext, node: Node) -> None:
     _finish(ctx, squeezes)
 
 
-def _gru_reset_after(ctx: CoremlContext, node: Node) -> None:
-    """Keras 3's default GRU, unrolled over the (static) time axis in the ND layout.
-
-    The input projection of every step is one batchedMatmul; per step the
-    recurrent projection is an innerProduct (with the recurrent bias, which the
-    reset gate multiplies), then the gates and ``h = (h - h~) * z + h~``.
-    """
-    x, w, r, b, h0 = node.inputs
-    ctx.need_nd(node, "a GRU with reset_after=True (Core ML's gru layer resets before the recurrence)")
-    steps, _, features = ctx.dims(x)
-    hidden = int(r.shape[1])
-    wk, rk = np.asarray(w.const, np.float32), np.asarray(r.const, np.float32)
-    bias = np.zeros(6 * hidden, np.float32) if b is None else np.asarray(b.const, np.float32)
-    f_act, g_act = node.attrs["recurrent_activation"], node.attrs["activation"]
-    xw = ctx.tmp("xw")
-    _, p = ctx.layer("batchedMatmul", [ctx.name(x)], xw)
-    p.weightMatrixFirstDimension, p.weightMatrixSecondDimension = features, 3 * hidden
-    ctx.weights(p.weights, wk)            # (3H, F) row-major is the column-major (F, 3H) matrix
-    p.hasBias = True
-    ctx.weights(p.bias, bias[:3 * hidden])
-    h = ctx.name(h0) if h0 is not None else ctx.constant(np.zeros((1, hidden), np.float32), ctx.tmp("h0"))
-    ys: dict[int, str] = {}
-    order = range(steps - 1, -1, -1) if node.attrs["direction"] == "reverse" else range(steps)
-    for t in order:
-        row, xt = ctx.tmp(f"xw{t}"), ctx.tmp(f"xw{t}_step")
-        _, p = ctx.layer("sliceStatic", [xw], row)
-        p.beginIds.extend([t, 0, 0])
-        p.endIds.extend([t + 1, 1, 3 * hidden])
-        p.strides.extend([1, 1, 1])
-        p.beginMasks.extend([False] * 3)
-        p.endMasks.extend([False] * 3)
-        _, p = ctx.layer("squeeze", [row], xt)
-        p.axes.extend([0])
-        hr = ctx.tmp(f"hr{t}")
-        _, p = ctx.layer("innerProduct", [h], hr)
-        p.inputChannels, p.outputChannels = hidden, 3 * hidden
-        ctx.weights(p.weights, rk)
-        p.hasBias = True
-        ctx.weights(p.bias, bias[3 * hidden:])
-        xs, hs = [ctx.tmp(f"x{g}{t}") for g in "zrh"], [ctx.tmp(f"h{g}{t}") for g in "zrh"]
-        for src, dst in ((xt, xs), (hr, hs)):
-            _, p = ctx.layer("splitND", [src], dst)
-            p.axis, p.numSplits = 1, 3
-            p.splitSizes.extend([hidden] * 3)
-        pre_z, pre_r = ctx.tmp(f"prez{t}"), ctx.tmp(f"prer{t}")
-        ctx.layer("addBroadcastable", [xs[0], hs[0]], pre_z)
-        ctx.layer("addBroadcastable", [xs[1], hs[1]], pre_r)
-        z, rg = _act(ctx, node, f_act, pre_z), _act(ctx, node, f_act, pre_r)
-        gated, pre_h = ctx.tmp(f"rh{t}"), ctx.tmp(f"preh{t}")
-        ctx.layer("multiplyBroadcastable", [rg, hs[2]], gated)
-        ctx.layer("addBroadcastable", [xs[2], gated], pre_h)
-        hh = _act(ctx, node, g_act, pre_h)
-        diff, scaled, h_new = ctx.tmp(f"d{t}"), ctx.tmp(f"dz{t}"), ctx.tmp(f"h{t}")
-        ctx.layer("subtractBroadcastable", [h, hh], diff)
-        ctx.layer("multiplyBroadcastable", [diff, z], scaled)
-        ctx.layer("addBroadcastable", [scaled, hh], h_new)
-        h = ys[t] = h_new
-    ctx.layer("activation", [h], ctx.out(node, 1))[1].linear.alpha = 1.0
-    stacked = []
-    for t in range(steps):
-        e = ctx.tmp(f"y{t}")
-        _, p = ctx.layer("expandDims", [ys[t]], e)
-        p.axes.extend([0])
-        stacked.append(e)
-    _, p = ctx.layer("concatND", stacked, ctx.out(node, 0))
-    p.axis = 0
-    ctx.require(4, node, "ND layers of an unrolled GRU (reset_after=True)")
-
-
-# ------------------------------------------------------------- conv_lstm
-def _conv_layer(ctx: CoremlContext, inp: str, out: str, w: np.ndarray, b: np.ndarray | None,
-                strides: tuple, dilations: tuple, pads: tuple | None) -> None:
-    """A 2-D convolution (pads None = TensorFlow 'same')."""
-    _, p = ctx.layer("convolution", [inp], out)
-    p.outputChannels, p.kernelChannels, p.nGroups = int(w.shape[0]), int(w.shape[1]), 1
-    p.kernelSize.extend(int(k) for k in w.shape[2:])
-    p.stride.extend(int(s) for s in strides)
-    p.dilationFactor.extend(int(d) for d in dilations)
-    if pads is None:
-        p.same.asymmetryMode = type(p.same).SamePaddingMode.Value("BOTTOM_RIGHT_HEAVY")
-    else:
-        p.valid.SetInParent()
-        for begin, end in ((pads[0], pads[2]), (pads[1], pads[3])):
-            edge = p.valid.paddingAmounts.borderAmounts.add()
-            edge.startEdgeSize, edge.endEdgeSize = int(begin), int(end)
-    ctx.weights(p.weights, w)
-    if b is not None:
-        p.hasBias = True
-        ctx.weights(p.bias, b)
-
-
-def _act(ctx: CoremlContext, node: Node, name: str, x: str) -> str:
-    from kcc.backends.coreml.emit_activation import apply_activation
-    from kcc.ops.recurrent import activation_attrs
-
-    out = ctx.tmp(name)
-    if name == "exp":
-        from kcc.backends.coreml.emit_activation import unary
-        unary(ctx, "EXP", x, out)
-        return out
-    attrs = activation_attrs(name, node.attrs) if name != "linear" else {}
-    apply_activation(ctx, name, attrs, x, out, node.outputs[1])
-    return out
-
-
 @coreml_emitter("conv_lstm")
 def _conv_lstm(ctx: CoremlContext, node: Node) -> None:
-    """Unrolled over the (static) time axis in the ND layout: per step two convolutions, the gates, the state.
-
-    1-D steps get a unit H axis so they use the 2-D convolution layer.
-    """
-    x, w, r, b, h0, c0 = node.inputs
-    ctx.need_nd(node, "ConvLSTM (unrolled over time)")
-    _check(ctx, node)
-    n = x.rank - 3
-    if n not in (1, 2):
-        raise ctx.fail(node, f"ConvLSTM{n}D has no Core ML form (3-D convolutions cannot be unrolled here)")
-    dims = ctx.dims(x)
-    steps = dims[0]
-    to2d = (lambda a: a.reshape(a.shape[:2] + (1,) + a.shape[2:])) if n == 1 else (lambda a: a)
-    wk, rk = to2d(np.asarray(w.const, np.float32)), to2d(np.asarray(r.const, np.float32))
-    bias = None if b is None else np.asarray(b.const, np.float32)
-    strides = ((1,) if n == 1 else ()) + tuple(node.attrs["strides"] or (1,) * n)
-    dil = ((1,) if n == 1 else ()) + tuple(node.attrs["dilations"] or (1,) * n)
-    pads = None
-    if node.attrs["auto_pad"] != "same":
-        p = node.attrs["pads"] or (0,) * (2 * n)
-        pads = (0, p[0], 0, p[1]) if n == 1 else tuple(p)
-    rpads = tuple((k - 1) // 2 for k in rk.shape[2:]) + tuple(k - 1 - (k - 1) // 2 for k in rk.shape[2:])
-    f_act, g_act = node.attrs["recurrent_activation"], node.attrs["activation"]
-    filters = int(r.shape[1])
-
-    def step_form(blob: str, hint: str) -> str:   # (1, F, *S) state -> the 2-D form
-        return _expand(ctx, blob, [2]) if n == 1 else blob
-
-    h = step_form(ctx.name(h0), "h") if h0 is not None else None
-    c = step_form(ctx.name(c0), "c") if c0 is not None else None
-    ys: dict[int, str] = {}
-    order = range(steps - 1, -1, -1) if node.attrs["direction"] == "reverse" else range(steps)
-    for t in order:
-        xt = ctx.tmp(f"x{t}")
-        _, p = ctx.layer("sliceStatic", [ctx.name(x)], xt)
-        p.beginIds.extend([t] + [0] * (x.rank - 1))
-        p.endIds.extend([t + 1] + list(dims[1:]))
-        p.strides.extend([1] * x.rank)
-        p.beginMasks.extend([False] * x.rank)
-        p.endMasks.extend([False] * x.rank)
-        xt_squeezed = ctx.tmp(f"x{t}_step")
-        _, p = ctx.layer("squeeze", [xt], xt_squeezed)
-        p.axes.extend([0])
-        xt = _expand(ctx, xt_squeezed, [2]) if n == 1 else xt_squeezed
-        pre = ctx.tmp(f"xw{t}")
-        _conv_layer(ctx, xt, pre, wk, bias, strides, dil, pads)
-        if h is not None:
-            hr, total = ctx.tmp(f"hr{t}"), ctx.tmp(f"pre{t}")
-            _conv_layer(ctx, h, hr, rk, None, (1, 1), (1, 1), rpads)
-            ctx.layer("addBroadcastable", [pre, hr], total)
-            pre = total
-        gates = [ctx.tmp(f"{g}{t}") for g in "iofc"]
-        _, p = ctx.layer("splitND", [pre], gates)
-        p.axis, p.numSplits = 1, 4
-        p.splitSizes.extend([filters] * 4)
-        i, o, fg, cc = (_act(ctx, node, a, g) for a, g in zip((f_act, f_act, f_act, g_act), gates))
-        ig = ctx.tmp(f"ig{t}")
-        ctx.layer("multiplyBroadcastable", [i, cc], ig)
-        if c is not None:
-            fc, c_new = ctx.tmp(f"fc{t}"), ctx.tmp(f"c{t}")
-            ctx.layer("multiplyBroadcastable", [fg, c], fc)
-            ctx.layer("addBroadcastable", [fc, ig], c_new)
-            c = c_new
-        else:
-            c = ig
-        h = ctx.tmp(f"h{t}")
-        ctx.layer("multiplyBroadcastable", [o, _act(ctx, node, g_act, c)], h)
-        ys[t] = h
-    squeeze = [2] if n == 1 else []
-
-    def state_out(blob: str, out: str) -> None:
-        if squeeze:
-            _, p = ctx.layer("squeeze", [blob], out)
-            p.axes.extend(squeeze)
-        else:
-            ctx.layer("activation", [blob], out)[1].linear.alpha = 1.0
-
-    state_out(h, ctx.out(node, 1))
-    state_out(c, ctx.out(node, 2))
-    stacked = []
-    for t in range(steps):
-        e = ctx.tmp(f"y{t}")
-        _, p = ctx.layer("expandDims", [ys[t]], e)
-        p.axes.extend([0])
-        stacked.append(e)
-    if squeeze:
-        y4 = ctx.tmp("y")
-        _, p = ctx.layer("concatND", stacked, y4)
-        p.axis = 0
-        _, p = ctx.layer("squeeze", [y4], ctx.out(node, 0))
-        p.axes.extend([3])
-    else:
-        _, p = ctx.layer("concatND", stacked, ctx.out(node, 0))
-        p.axis = 0
-    ctx.require(4, node, "ND layers of an unrolled ConvLSTM")
+    raise ctx.fail(node, "ConvLSTM has no Core ML layer and lower_coreml_recurrent unrolls only a static time "
+                         "axis with constant weights; give the input a fixed sequence length")
 
 
 __all__ = ["sequence_values", "RECURRENT_OPS"]

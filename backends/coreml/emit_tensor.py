@@ -12,9 +12,10 @@ from __future__ import annotations
 
 
 
-from kcc.backends.coreml.context import CoremlContext, coreml_emitter
+from kcc.backends.coreml.context import CoremlContext, const_chw, coreml_emitter, rank5_check
 from kcc.backends.coreml.emit_activation import linear
 from kcc.ir import Graph, Node, Value
+from kcc.layout import to_keras_perm
 from kcc.ops.shapes import norm_axes, norm_axis
 
 
@@ -23,9 +24,9 @@ def _nd(ctx: CoremlContext, node: Node, why: str, layer: str) -> None:
     ctx.require(4, node, f"the {layer} layer")
 
 
-@coreml_emitter("identity")
-def _identity(ctx: CoremlContext, node: Node) -> None:
-    linear(ctx, ctx.name(node.inputs[0]), ctx.out(node), 1.0)
+@rank5_check("tile", "gather")
+def _nd_only(ctx: CoremlContext, node: Node) -> str | None:
+    return f"{node.op} (an ND layer)"
 
 
 # ------------------------------------------------------------ reshapes
@@ -39,10 +40,18 @@ def _keeps_batch(x: Value, out: Value) -> bool:
     return out.rank >= 2 and x.rank >= 2 and out.shape[0] == x.shape[0]
 
 
+@rank5_check("reshape", "squeeze", "unsqueeze")
+def _reshape_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    x, out = node.inputs[0], node.outputs[0]
+    if not _keeps_batch(x, out):
+        return f"{node.op} {x.type} -> {out.type} changes the batch axis"
+    return ctx.chw_reason(x) or ctx.chw_reason(out)
+
+
 @coreml_emitter("reshape", "squeeze", "unsqueeze")
 def _reshape(ctx: CoremlContext, node: Node) -> None:
     x, out = node.inputs[0], node.outputs[0]
-    if not ctx.nd and _keeps_batch(x, out):
+    if not ctx.nd:
         ctx.chw(x)
         _legacy_reshape(ctx, x, out, ctx.out(node))
         return
@@ -57,10 +66,18 @@ def folds_into_flatten(graph: Graph, node: Node) -> bool:
     if node.op != "transpose":
         return False
     r = node.inputs[0].rank
-    if r not in (3, 4) or node.attrs["perm"] != (0,) + tuple(range(2, r)) + (1,):
+    if r not in (3, 4) or node.attrs["perm"] != to_keras_perm(r):
         return False
     user = graph.single_user(node.outputs[0])
     return user is not None and user.op == "flatten" and user.attrs["axis"] == 1
+
+
+@rank5_check("flatten")
+def _flatten_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    x = node.inputs[0]
+    if node.attrs["axis"] == 1 and x.rank <= 4:
+        return None
+    return f"flatten(axis={node.attrs['axis']}) of {x.type}"
 
 
 @coreml_emitter("flatten")
@@ -94,29 +111,63 @@ def _permute_axes(rank: int, perm: tuple[int, ...]) -> list[int] | None:
     return [a if a is not None else spare.pop(0) for a in axis]
 
 
+def _transpose_form(ctx: CoremlContext, node: Node) -> str | None:
+    """The rank-5 form of a transpose: "seq" (swap Seq and W), "fold" (into a flatten), "permute", or None."""
+    x = node.inputs[0]
+    perm = node.attrs["perm"]
+    seq = x.name in ctx.seq or node.outputs[0].name in ctx.seq
+    if seq:
+        return "seq" if perm in ((2, 0, 1), (1, 2, 0)) else None
+    if 2 <= x.rank <= 4:
+        if folds_into_flatten(ctx.graph, node):
+            return "fold"
+        if _permute_axes(x.rank, perm) is not None:
+            return "permute"
+    return None
+
+
+@rank5_check("transpose")
+def _transpose_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    if _transpose_form(ctx, node) is not None:
+        return None
+    return f"transpose {node.attrs['perm']} of {node.inputs[0].type}"
+
+
 @coreml_emitter("transpose")
 def _transpose(ctx: CoremlContext, node: Node) -> None:
     x = node.inputs[0]
     perm = node.attrs["perm"]
-    seq = x.name in ctx.seq or node.outputs[0].name in ctx.seq
-    if not ctx.nd and seq and perm in ((2, 0, 1), (1, 2, 0)):
+    form = None if ctx.nd else _transpose_form(ctx, node)
+    if form == "seq":
         _, p = ctx.layer("permute", [ctx.name(x)], ctx.out(node))   # swap Seq and W
         p.axis.extend([3, 1, 2, 0])
         return
-    if not ctx.nd and 2 <= x.rank <= 4 and not seq:
-        if folds_into_flatten(ctx.graph, node):
-            return  # the flatten reads the transpose's input in CHANNEL_LAST order
-        axes = _permute_axes(x.rank, perm)
-        if axes is not None:
-            _, p = ctx.layer("permute", [ctx.name(x)], ctx.out(node))
-            p.axis.extend(axes)
-            return
+    if form == "fold":
+        return  # the flatten reads the transpose's input in CHANNEL_LAST order
+    if form == "permute":
+        _, p = ctx.layer("permute", [ctx.name(x)], ctx.out(node))
+        p.axis.extend(_permute_axes(x.rank, perm))  # type: ignore[arg-type]
+        return
     _nd(ctx, node, f"transpose {perm} of {x.type}", "transpose")
     _, p = ctx.layer("transpose", [ctx.name(x)], ctx.out(node))
     p.axes.extend(int(a) for a in perm)
 
 
 # ------------------------------------------------------------ concat / split / slice / pad
+@rank5_check("concat")
+def _concat_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    out = node.outputs[0]
+    axis = norm_axis(node.attrs["axis"], out.rank)
+    why = f"concat on axis {axis} of {out.type}"
+    if any(v.is_const and const_chw(v.const) is None for v in node.inputs):
+        return why
+    if out.name in ctx.seq and axis == 2:
+        return None
+    if axis == 1 and out.rank <= 4 and ctx.chw_reason(out) is None:
+        return None
+    return why
+
+
 @coreml_emitter("concat")
 def _concat(ctx: CoremlContext, node: Node) -> None:
     out = node.outputs[0]
@@ -154,6 +205,15 @@ def _resolved_slices(node: Node, dims: tuple[int, ...]) -> list[tuple[int, int, 
         start, stop, step = slice(s, e, st).indices(dims[a])
         out.append((a, start, stop, step))
     return out
+
+
+@rank5_check("slice")
+def _slice_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    x = node.inputs[0]
+    parts = _resolved_slices(node, ctx.dims(x))
+    if all((x.rank, a) in _LEGACY_SLICE_AXIS and step > 0 for a, _, _, step in parts):
+        return ctx.chw_reason(x)
+    return f"slice on axes {node.attrs['axes']} of {x.type}"
 
 
 @coreml_emitter("slice")
@@ -195,6 +255,15 @@ def _slice(ctx: CoremlContext, node: Node) -> None:
     p.endMasks.extend([False] * x.rank)
 
 
+@rank5_check("split")
+def _split_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    x = node.inputs[0]
+    axis = norm_axis(node.attrs["axis"], x.rank)
+    if (x.rank, axis) in _LEGACY_SLICE_AXIS:
+        return ctx.chw_reason(x)
+    return f"split on axis {axis} of {x.type}"
+
+
 @coreml_emitter("split")
 def _split(ctx: CoremlContext, node: Node) -> None:
     x = node.inputs[0]
@@ -215,6 +284,16 @@ def _split(ctx: CoremlContext, node: Node) -> None:
 
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflection", "edge": "replication"}
+
+
+def _spatial_only(node: Node) -> bool:
+    r, pads = node.inputs[0].rank, node.attrs["pads"]
+    return r in (3, 4) and tuple(pads[0:2]) == (0, 0) and tuple(pads[r:r + 2]) == (0, 0) and min(pads) >= 0
+
+
+@rank5_check("pad")
+def _pad_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    return None if _spatial_only(node) else f"pad {node.attrs['pads']} of {node.inputs[0].type}"
 
 
 @coreml_emitter("pad")
@@ -272,6 +351,15 @@ _LEGACY_REDUCE_AXES = {
     (2, (1,)): "C", (3, (1,)): "C", (3, (2,)): "W", (3, (1, 2)): "CHW",
     (4, (1,)): "C", (4, (2,)): "H", (4, (3,)): "W", (4, (2, 3)): "HW", (4, (1, 2, 3)): "CHW",
 }
+
+
+@rank5_check(*_LEGACY_REDUCE_MODE)
+def _reduce_rank5(ctx: CoremlContext, node: Node) -> str | None:
+    x, out = node.inputs[0], node.outputs[0]
+    axes = norm_axes(node.attrs["axes"], x.rank)
+    if (x.rank, axes) in _LEGACY_REDUCE_AXES and out.rank >= 2:
+        return ctx.chw_reason(x) or ctx.chw_reason(out)
+    return f"{node.op} over axes {axes} of {x.type}"
 
 
 @coreml_emitter(*_LEGACY_REDUCE_MODE)

@@ -123,5 +123,5 @@ def add_metadata(spec: Any, opts: CoremlOptions) -> None:
 
 
 def _version() -> str:
-    from kcc import __version__
+    from kcc.version import __version__
     return __version__

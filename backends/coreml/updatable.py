@@ -1,7 +1,7 @@
 """respect_trainable: make the trainable Dense and Conv layers updatable on device.
 
 The Keras frontend records each layer's ``trainable`` flag and the compiled
-model's training configuration (``graph.meta``). Every innerProduct or
+model's training configuration in ``graph.training`` (kcc.training.TrainingConfig). Every innerProduct or
 convolution layer emitted for a trainable Keras layer, and its weights and
 bias, is marked updatable; the loss and optimizer come from the compile
 configuration:
@@ -23,6 +23,7 @@ from typing import Any
 from kcc.backends.coreml.context import CoremlContext
 from kcc.errors import ConversionError
 from kcc.ir import Graph
+from kcc.training import Optimizer
 
 UPDATABLE_LAYERS = ("innerProduct", "convolution")
 TRAINABLE_OPS = ("dense", "conv")
@@ -63,11 +64,11 @@ def _set(param: Any, value: float, lo: float = 0.0, hi: float = 1.0) -> None:
     param.range.maxValue = max(hi, value)
 
 
-def _optimizer(updates: Any, optimizer: dict | None) -> None:
-    if not optimizer:
+def _optimizer(updates: Any, optimizer: Optimizer | None) -> None:
+    if optimizer is None:
         raise ConversionError("respect_trainable: the model has no optimizer; compile it first")
-    name = optimizer.get("class_name", "")
-    cfg = optimizer.get("config") or {}
+    name = optimizer.class_name
+    cfg = dict(optimizer.config)
     if name.lower() == "sgd":
         sgd = updates.optimizer.sgdOptimizer
         _set(sgd.learningRate, _learning_rate(cfg))
@@ -88,14 +89,13 @@ def _optimizer(updates: Any, optimizer: dict | None) -> None:
 
 def make_updatable(ctx: CoremlContext, spec: Any, network: Any, graph: Graph) -> list[str]:
     """Mark layers updatable and add the loss and optimizer; returns the updatable layer names."""
-    config = graph.meta.get("keras_training_config")
-    trainable = graph.meta.get("keras_trainable", {})
-    if not config:
+    config = graph.training
+    if config is None:
         raise ConversionError("respect_trainable=True needs a compiled Keras model (model.compile(loss=..., "
                               "optimizer=...)) so Core ML knows the loss and optimizer")
     marked: list[str] = []
     for node in graph.nodes():
-        if node.op not in TRAINABLE_OPS or not trainable.get(node.origin, False):
+        if node.op not in TRAINABLE_OPS or not config.trainable.get(node.origin, False):
             continue
         for lyr in ctx.layers_of.get(node.name, []):
             kind = lyr.WhichOneof("layer")
@@ -111,8 +111,8 @@ def make_updatable(ctx: CoremlContext, spec: Any, network: Any, graph: Graph) ->
         raise ConversionError("respect_trainable=True but no trainable Dense or Conv layer was found")
     spec.isUpdatable = True
     updates = network.updateParams
-    _loss(spec, network, graph, _loss_kind(config.get("loss")))
-    _optimizer(updates, config.get("optimizer"))
+    _loss(spec, network, graph, _loss_kind(config.loss))
+    _optimizer(updates, config.optimizer)
     updates.epochs.defaultValue = EPOCHS
     updates.epochs.set.values.append(EPOCHS)
     updates.shuffle.defaultValue = True

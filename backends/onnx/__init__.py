@@ -1,33 +1,48 @@
 """The ONNX backend: IR graph -> onnx.ModelProto.
 
-Each IR op maps to ONNX through the table in context.py (filled by the emit_*
-modules). Weights go in as raw bytes (numpy_helper). The batch dim and any
-other symbolic dim become ``dim_param``s, so the model takes any batch size.
+The target's pipeline is the standard one, then ONNX_LOWERING: the passes that
+rewrite what ONNX (at the chosen opset, a pass option filled from the target's
+``opset``) has no one-to-one op for. After them every IR node is one ONNX node:
+the emitter table in context.py, filled by the rows of the shared table
+kcc.formats.onnx_ops (emit_table.py, which the ONNX importer reads too) and by
+the emit_* modules for ops that need logic. Weights go in as raw bytes
+(numpy_helper). The batch dim and any other symbolic dim become
+``dim_param``s, so the model takes any batch size.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import helper
 
-from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
-from kcc.backends.onnx import emit_lambda, emit_math, emit_more, emit_nn, emit_recurrent, emit_tensor  # noqa: F401  (fill the table)
+from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs, \
+    with_pass_options
+from kcc.backends.onnx import (  # noqa: F401  (fill the table)
+    emit_lambda, emit_math, emit_nn, emit_recurrent, emit_spatial, emit_table, emit_tensor)
 from kcc.backends.onnx.context import OnnxContext, emitter_for, supported_ops
 from kcc.errors import ConversionError, OptionError
+from kcc.formats.onnx_ops import DEFAULT_OPSET, ELEM_TYPES, MAX_OPSET, MIN_OPSET
 from kcc.ir import Graph, TensorType
+from kcc.passes.base import PASSES
 
-DEFAULT_OPSET = 17
-MIN_OPSET, MAX_OPSET = 17, 21
-_ELEM = {"f16": TensorProto.FLOAT16, "f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE, "i8": TensorProto.INT8,
-         "i32": TensorProto.INT32, "i64": TensorProto.INT64, "u8": TensorProto.UINT8, "bool": TensorProto.BOOL}
-
-PIPELINE = STANDARD_PIPELINE
+# Target lowering for ONNX, in order (each pass's ``after`` is checked when the
+# pipeline is built). Each takes ``opset``; see passes/lower_onnx_*.py.
+ONNX_LOWERING: tuple[str, ...] = (
+    "lower_onnx_pad_max_pool",      # zero Pad before MaxPool: a pad onnxruntime's Pad_Fusion cannot fold wrong
+    "lower_onnx_dense",             # rank > 2 dense -> 1x1 conv (Gemm takes rank 2)
+    "lower_onnx_fused_activation",  # conv/dense activation -> its own node (Conv/Gemm carry none)
+    "lower_onnx_layer_norm",        # layer_norm LayerNormalization cannot express -> mean/variance ops
+    "lower_onnx_elementwise",       # silu, gelu < 20, mish < 18, scaled_tanh, rsqrt, square -> ONNX ops
+    "lower_onnx_one_hot",           # one_hot indices -> int64
+)
+PIPELINE = STANDARD_PIPELINE + ONNX_LOWERING
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
     dims = [d if isinstance(d, int) else (d if d != "?" else None) for d in t.shape]
-    return helper.make_tensor_value_info(name, _ELEM[t.dtype], dims)
+    return helper.make_tensor_value_info(name, ELEM_TYPES[t.dtype], dims)
 
 
 def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc", check: bool = True,
@@ -35,15 +50,17 @@ def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc"
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OptionError(f"opset={opset} is out of range; kcc emits ONNX opsets {MIN_OPSET} to {MAX_OPSET}")
     separate_outputs(graph)
-    ctx = OnnxContext(graph, opset, boundary_names(graph))
+    ctx = OnnxContext(graph, opset, boundary_names(graph), lower=_lower)
     for node in graph.nodes():
         emitter_for(node)(ctx, node)
     inputs = [_value_info(ctx.name(v), v.type) for v in graph.inputs]
     outputs = [_value_info(n, v.type) for v, n in zip(graph.outputs, graph.output_names)]
+    outputs += _class_label(ctx, graph)
     g = helper.make_graph(ctx.nodes, graph.name, inputs, outputs, initializer=ctx.initializers, doc_string=doc)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer,
                               producer_version=_version())
     model.ir_version = min(model.ir_version, 10)
+    _metadata(model, graph.meta.get("metadata") or {})
     if check:
         try:
             onnx.checker.check_model(model, full_check=True)
@@ -52,8 +69,46 @@ def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc"
     return model
 
 
+def _class_label(ctx: OnnxContext, graph: Graph) -> list[onnx.ValueInfoProto]:
+    """A Core ML classifier's label output (``graph.meta["classifier"]``, written by the Core ML
+    frontends): ArgMax of the probabilities output, then Gather from the constant label table
+    (strings or int64), so onnxruntime returns the label as Core ML does."""
+    c = graph.meta.get("classifier")
+    if not c or c.get("probabilities_output") not in graph.output_names:
+        return []
+    probs = graph.outputs[graph.output_names.index(c["probabilities_output"])]
+    strings = any(isinstance(label, str) for label in c["labels"])
+    table = ctx.const(np.asarray([str(v) if strings else int(v) for v in c["labels"]],
+                                 dtype=object if strings else np.int64), "class_labels")
+    index = ctx.add("ArgMax", [c["probabilities_output"]], hint="class_index", axis=-1, keepdims=0)
+    ctx.add("Gather", [table] + index, [c["label_output"]], hint="class_label", axis=0)
+    dims = [d if isinstance(d, int) else d for d in probs.shape[:-1]]
+    return [helper.make_tensor_value_info(c["label_output"], onnx.TensorProto.STRING if strings
+                                          else onnx.TensorProto.INT64, dims)]
+
+
+def _metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """A source model's metadata (a Core ML model's author, license, ...) as ``metadata_props``;
+    its ``description`` is also the model's ``doc_string``."""
+    for key, value in metadata.items():
+        if value:
+            model.metadata_props.add(key=str(key), value=str(value))
+    if metadata.get("description") and not model.doc_string:
+        model.doc_string = str(metadata["description"])
+
+
+def _lower(graph: Graph, opset: int) -> None:
+    """Run ONNX_LOWERING at ``opset`` on a small graph (a Scan body's activation), then validate it.
+
+    The order is the one checked when the target's pipeline is built.
+    """
+    for name, options in with_pass_options(ONNX_LOWERING, {"opset": opset}):
+        PASSES[name].configure(**options).run(graph)
+    graph.validate()
+
+
 def _version() -> str:
-    from kcc import __version__
+    from kcc.version import __version__
     return __version__
 
 
@@ -84,6 +139,7 @@ TARGET = register_target(Target(
     suffix=".onnx",
     add_cli_arguments=_add_cli_arguments,
     options_from_cli=_options_from_cli,
+    pass_options=("opset",),
 ))
 
-__all__ = ["emit_onnx", "supported_ops", "TARGET", "PIPELINE", "DEFAULT_OPSET"]
+__all__ = ["emit_onnx", "supported_ops", "TARGET", "PIPELINE", "ONNX_LOWERING", "DEFAULT_OPSET"]

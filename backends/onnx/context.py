@@ -1,4 +1,11 @@
-"""The ONNX emitter's state: nodes and initializers being built, names, the opset."""
+"""The ONNX emitter's state: nodes and initializers being built, names, the opset.
+
+Every emitter is an entry of ``EMITTERS`` (IR op -> function). Ops that map to
+ONNX by name and attributes alone are rows of the shared table
+kcc.formats.onnx_ops (emitted by emit_table.py); the emit_* modules hold the
+entries that need logic (weights relaid out, attributes that become inputs,
+several outputs).
+"""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -24,13 +31,18 @@ def emitter_for(node: Node) -> Emitter:
         where = f" (from layer {node.origin!r})" if node.origin else ""
         raise UnsupportedOpError(
             f"IR op {node.op!r} of node {node.name}{where} has no ONNX emitter; target 'onnx' cannot express it. "
-            f"Try target='coreml', or replace the layer.") from None
+            f"Try target='coreml', or replace the layer. (A graph emitted without the ONNX target's pipeline "
+            f"also lacks its lowering: its lower_onnx_* passes rewrite silu, rsqrt, scaled_tanh and the like.)") \
+            from None
 
 
 class OnnxContext:
-    def __init__(self, graph: Graph, opset: int, names: dict[str, str]):
+    def __init__(self, graph: Graph, opset: int, names: dict[str, str],
+                 lower: Callable[[Graph, int], None] | None = None):
         self.graph = graph
         self.opset = opset
+        # Runs the target's lowering passes on a graph at an opset (for emit_graph).
+        self._lower = lower
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names = names          # IR value name -> ONNX name
@@ -78,3 +90,25 @@ class OnnxContext:
 
     def ins(self, node: Node) -> list[str]:
         return [self.name(v) for v in node.inputs]
+
+    def emit_graph(self, graph: Graph, input_names: list[str]) -> list[str]:
+        """Lower and emit a small IR graph here, its inputs read from ``input_names``; return its outputs' names.
+
+        A Scan body applies a recurrent op's activations this way: the same
+        lowering passes and the same emitter table as the main graph.
+        """
+        if self._lower is None:
+            raise AssertionError("this OnnxContext was made without the target's lowering")
+        self._lower(graph, self.opset)
+        saved = self.graph, self._names
+        names = {v.name: n for v, n in zip(graph.inputs, input_names)}
+        for v in graph.values():
+            if v.name not in names:
+                names[v.name] = self.fresh(v.name)
+        self.graph, self._names = graph, names
+        try:
+            for node in graph.nodes():
+                emitter_for(node)(self, node)
+            return [self.name(v) for v in graph.outputs]
+        finally:
+            self.graph, self._names = saved

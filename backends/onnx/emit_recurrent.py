@@ -19,21 +19,15 @@ import numpy as np
 
 from kcc.backends.onnx.context import OnnxContext, onnx_emitter
 from kcc.backends.onnx.emit_recurrent_scan import emit_cell_scan, emit_conv_lstm_scan
+from kcc.formats.onnx_ops import BY_IR
 from kcc.ir import Node, Value
+from kcc.ops.recurrent import activation_attrs
 
 _ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-# IR activation -> (ONNX name, alpha or None, beta or None).
-ONNX_ACTIVATIONS: dict[str, tuple[str, float | None, float | None]] = {
-    "linear": ("Affine", 1.0, 0.0),
-    "relu": ("Relu", None, None),
-    "tanh": ("Tanh", None, None),
-    "sigmoid": ("Sigmoid", None, None),
-    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # alpha: the node's hard_sigmoid_alpha
-    "softsign": ("Softsign", None, None),
-    "softplus": ("Softplus", None, None),
-    "elu": ("Elu", 1.0, None),
-    "leaky_relu": ("LeakyRelu", 0.2, None),
-}
+# The IR activations ONNX's RNN/LSTM/GRU can name: by their rows' ONNX names in
+# kcc.formats.onnx_ops, and linear as "Affine" (alpha * x + beta).
+ONNX_ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "tanh", "sigmoid", "hard_sigmoid", "softsign", "softplus",
+                                     "elu", "leaky_relu")
 
 
 def _activation_names(node: Node) -> list[str]:
@@ -45,14 +39,24 @@ def _activation_names(node: Node) -> list[str]:
 
 
 def _activation_attrs(node: Node) -> dict:
+    """``activations`` and their ``activation_alpha/beta``, read from the IR op's attributes.
+
+    A function's parameters are its IR attributes spelled ``alpha``/``beta`` in
+    the shared table (HardSigmoid: both, Elu and LeakyRelu: alpha), with the
+    values the recurrent op gives them (kcc.ops.recurrent.activation_attrs).
+    """
     acts, alphas, betas = [], [], []
     for name in _activation_names(node):
-        onnx_name, alpha, beta = ONNX_ACTIVATIONS[name]
-        if name == "hard_sigmoid":
-            alpha = node.attrs["hard_sigmoid_alpha"]
-        acts.append(onnx_name)
-        alphas += [] if alpha is None else [alpha]
-        betas += [] if beta is None else [beta]
+        if name == "linear":
+            acts.append("Affine")
+            alphas.append(1.0)
+            betas.append(0.0)
+            continue
+        row = BY_IR[name]
+        values = activation_attrs(name, node.attrs)
+        acts.append(row.onnx)
+        for ir_attr, a in row.attrs.items():
+            (alphas if a.name == "alpha" else betas).append(float(values[ir_attr]))
     return {"activations": acts, "activation_alpha": alphas or None, "activation_beta": betas or None}
 
 

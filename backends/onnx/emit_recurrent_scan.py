@@ -3,8 +3,8 @@
 ONNX's recurrent ops accept a fixed list of activations (Tanh, Relu,
 HardSigmoid, ...); a Keras layer with ``activation="selu"`` or ``"silu"`` has
 no ONNX RNN spelling. Such a node becomes one ``Scan`` whose body is the cell
-written with primitive ops (MatMul/Add/Mul plus the activation's usual ONNX
-emission), so the sequence length may stay symbolic::
+written with primitive ops (MatMul/Add/Mul plus the activation, lowered and
+emitted like any IR op: OnnxContext.emit_graph), so the sequence length may stay symbolic::
 
     h_T, [c_T,] y = Scan(h0, [c0,] x) {num_scan_inputs=1, body=cell}
 
@@ -24,23 +24,25 @@ import numpy as np
 from onnx import helper
 
 from kcc.backends.onnx.context import OnnxContext
-from kcc.backends.onnx.emit_math import emit_activation
+from kcc.builder import GraphBuilder
 from kcc.errors import UnsupportedOpError
-from kcc.ir import DTYPES, Node
-from kcc.ops.recurrent import activation_attrs
+from kcc.ir import DTYPES, Graph, Node
+from kcc.ops.recurrent import ConvLstm, activation_attrs
 
 
 def _activation(ctx: OnnxContext, node: Node, key: str, x: str) -> str:
-    """Apply the node's activation ``key`` (an attribute name) to ``x``."""
+    """Apply the node's activation ``key`` (an attribute name) to ``x``, a tensor shaped like the state.
+
+    The activation is a one-node IR graph, lowered and emitted by the same
+    passes and table as the main graph (silu becomes Sigmoid and Mul there).
+    """
     name = node.attrs[key]
     if name == "linear":
         return x
-    out = ctx.fresh(f"{name}_out")
-    if name == "exp":
-        ctx.add("Exp", [x], [out])
-    else:
-        emit_activation(ctx, name, x, out, activation_attrs(name, node.attrs), node.inputs[0].dtype)
-    return out
+    g = Graph(f"{node.name}_{name}")
+    v = g.add_input(f"{node.name}_{key}", node.outputs[1].type)
+    g.set_outputs([getattr(GraphBuilder(g, name=name), name)(v, **activation_attrs(name, node.attrs))], [name])
+    return ctx.emit_graph(g, [x])[0]
 
 
 class _Cell:
@@ -172,8 +174,6 @@ def emit_cell_scan(ctx: OnnxContext, node: Node) -> None:
 
 def emit_conv_lstm_scan(ctx: OnnxContext, node: Node) -> None:
     """A ``conv_lstm`` node as a Scan: two Convs, a Split into i o f c, the LSTM update."""
-    from kcc.ops.recurrent import ConvLstm
-
     x, w, r, b = node.inputs[:4]
     filters = r.shape[1]
     kernel = list(w.shape[2:])

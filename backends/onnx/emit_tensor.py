@@ -1,15 +1,13 @@
-"""ONNX emitters for data movement: transpose, reshape, flatten, concat, pad, slice, ..."""
+"""ONNX emitters for data movement whose operands ONNX takes as inputs: reshape, pad, slice, squeeze, tile, split.
+
+(transpose, concat, flatten and gather are rows of kcc.formats.onnx_ops.)
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from kcc.backends.onnx.context import OnnxContext, onnx_emitter
-from kcc.ir import Node
-
-
-@onnx_emitter("transpose")
-def _transpose(ctx: OnnxContext, node: Node) -> None:
-    ctx.add("Transpose", ctx.ins(node), [ctx.out(node)], hint=node.name, perm=list(node.attrs["perm"]))
+from kcc.ir import DTYPES, Node
 
 
 @onnx_emitter("reshape")
@@ -18,22 +16,14 @@ def _reshape(ctx: OnnxContext, node: Node) -> None:
     ctx.add("Reshape", [ctx.name(node.inputs[0]), shape], [ctx.out(node)], hint=node.name)
 
 
-@onnx_emitter("flatten")
-def _flatten(ctx: OnnxContext, node: Node) -> None:
-    ctx.add("Flatten", ctx.ins(node), [ctx.out(node)], hint=node.name, axis=node.attrs["axis"])
-
-
-@onnx_emitter("concat")
-def _concat(ctx: OnnxContext, node: Node) -> None:
-    ctx.add("Concat", ctx.ins(node), [ctx.out(node)], hint=node.name, axis=node.attrs["axis"])
-
-
 @onnx_emitter("pad")
 def _pad(ctx: OnnxContext, node: Node) -> None:
     x = node.inputs[0]
     ins = [ctx.name(x), ctx.ints(list(node.attrs["pads"]), f"{node.name}_pads")]
-    if node.attrs["mode"] == "constant" and node.attrs["value"] != 0.0:
-        ins.append(ctx.const(np.asarray(node.attrs["value"], dtype=np.float32), f"{node.name}_value"))
+    value = node.attrs["value"]
+    # -0.0 is written too (np.signbit): passes/lower_onnx_pad_max_pool.py relies on it.
+    if node.attrs["mode"] == "constant" and (value != 0.0 or np.signbit(value)):
+        ins.append(ctx.const(np.asarray(value, dtype=DTYPES[x.dtype]), f"{node.name}_value"))
     ctx.add("Pad", ins, [ctx.out(node)], hint=node.name, mode=node.attrs["mode"])
 
 
@@ -59,11 +49,6 @@ def _squeeze(ctx: OnnxContext, node: Node) -> None:
 def _tile(ctx: OnnxContext, node: Node) -> None:
     ctx.add("Tile", [ctx.name(node.inputs[0]), ctx.ints(list(node.attrs["repeats"]), "repeats")],
             [ctx.out(node)], hint=node.name)
-
-
-@onnx_emitter("gather")
-def _gather(ctx: OnnxContext, node: Node) -> None:
-    ctx.add("Gather", ctx.ins(node), [ctx.out(node)], hint=node.name, axis=node.attrs["axis"])
 
 
 @onnx_emitter("split")

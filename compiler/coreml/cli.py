@@ -1,6 +1,7 @@
 """``python -m kcc.coreml MODEL.mlmodel [NAME=FILE ...] [-o OUT.npz]`` (also ``kcc run``).
 
-Runs a NeuralNetwork .mlmodel in the kcc numpy runtime. Each input comes from a
+Runs a NeuralNetwork .mlmodel in the kcc numpy runtime, or an ML Program
+(.mlpackage) through the IR interpreter. Each input comes from a
 ``.npy`` file, a ``.npz`` file (keys = input names) or, for image inputs, an image
 file opened with PIL; a lone FILE without ``NAME=`` feeds the model's single input
 (or, for a .npz, every input it names). Outputs are printed (name, shape, dtype
@@ -33,8 +34,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Run a Core ML NeuralNetwork model with the kcc numpy runtime.")
-    p.add_argument("model", help="the .mlmodel file")
+    p = _Parser(prog=prog, description="Run a Core ML model (NeuralNetwork or ML Program) with the kcc numpy runtime.")
+    p.add_argument("model", help="the .mlmodel file or .mlpackage directory")
     p.add_argument("inputs", nargs="*", metavar="[NAME=]FILE",
                    help="an input from a .npy, .npz or image file; NAME may be omitted for a single-input model")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs to this .npz instead of printing them")
@@ -46,10 +47,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m kcc.coreml") -> i
     try:
         args = _parser(prog).parse_args(argv)
         from kcc.coreml.runtime import load_spec, predict
+        from kcc.frontends.coreml.package import load_source
 
-        spec = load_spec(args.model)
+        # An .mlpackage is a directory; an ML Program's weights are beside its spec, so predict gets the path.
+        is_package = os.path.isdir(args.model) or args.model.rstrip("/").lower().endswith(".mlpackage")
+        spec = load_source(args.model)[0] if is_package else load_spec(args.model)
         feeds = _load_inputs(spec, args.inputs)
-        outputs = predict(spec, feeds)
+        by_path = is_package or spec.WhichOneof("Type") == "mlProgram"
+        outputs = predict(args.model if by_path else spec, feeds)
         if args.output:
             _save_npz(args.output, outputs)
         else:

@@ -37,7 +37,7 @@ _ACTIVATIONS: dict[str, Callable] = {
     "linear": lambda p, x, w: p.alpha * x + p.beta,
     "ReLU": lambda p, x, w: np.maximum(x, 0),
     "leakyReLU": lambda p, x, w: np.where(x >= 0, x, p.alpha * x),
-    "thresholdedReLU": lambda p, x, w: np.where(x >= p.alpha, x, 0),
+    "thresholdedReLU": lambda p, x, w: np.where(x >= p.alpha, x, 0),     # the proto: x >= alpha keeps x
     "PReLU": lambda p, x, w: np.where(x >= 0, x, _channel_param(w(p.alpha), x) * x),
     "tanh": lambda p, x, w: np.tanh(x),
     "scaledTanh": lambda p, x, w: p.alpha * np.tanh(p.beta * x),
@@ -93,7 +93,10 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 _MATH = {
     "ceil": np.ceil, "floor": np.floor, "sign": np.sign,
-    # Core ML rounds halves away from zero; numpy's rint rounds them to even.
+    # NeuralNetwork.proto: "rounds the value to the nearest integer"; ties are left to the
+    # compute unit (Apple, webmachinelearning/webnn#817: X.5 goes up or down by device). This
+    # runtime rounds them away from zero (C's roundf, the CPU's behaviour); a model whose
+    # numbers depend on ties is not portable, and kcc's emitter never writes this layer.
     "round": lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
     "exp2": np.exp2,
     "sin": np.sin, "cos": np.cos, "tan": np.tan,

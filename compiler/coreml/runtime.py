@@ -28,7 +28,8 @@ import numpy as np
 
 from kcc.coreml import images, proto, registry
 from kcc.coreml.registry import ControlFlowSignal, LayerContext
-from kcc.errors import KccError, RuntimeModelError
+from kcc.errors import KccError, RuntimeModelError, naming_files
+from kcc.table import Table
 
 # Importing the layer families fills the registry table.
 from kcc.coreml import (  # noqa: F401,E402
@@ -42,6 +43,23 @@ _NESTED = {"branch": ("ifBranch", "elseBranch"), "loop": ("conditionNetwork", "b
 
 _OUTPUT_DTYPES = {"FLOAT32": np.float32, "DOUBLE": np.float64, "INT32": np.int32,
                   "FLOAT16": np.float16, "INT8": np.int8}
+
+
+# Core ML model types this runtime does not execute itself -> runner(model_or_path, inputs).
+# kcc.frontends.coreml.mlprogram_run registers "mlProgram" (ML Programs run through the IR
+# interpreter) and kcc/__init__.py imports it; a table, so this core module imports no frontend.
+MODEL_RUNNERS: Table = Table("Core ML model runner")
+
+
+def _is_package(model_or_path: Any) -> bool:
+    return isinstance(model_or_path, (str, os.PathLike)) and \
+        os.fspath(model_or_path).rstrip("/\\").lower().endswith(".mlpackage")
+
+
+def _runner(kind: str):
+    if kind not in MODEL_RUNNERS:
+        raise RuntimeModelError(f"no runner for Core ML {kind} models is registered; import kcc first")
+    return MODEL_RUNNERS[kind]
 
 
 def load_spec(model_or_path: Any):
@@ -95,13 +113,24 @@ def check_layers(network) -> None:
 
 
 def predict(model_or_path: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Run a NeuralNetwork Core ML model on one set of named inputs.
+    """Run a Core ML model (NeuralNetwork, or ML Program via the IR) on one set of named inputs.
 
     Returns the model's outputs by name: numpy arrays, and for classifiers the
     predicted label plus the {label: probability} dictionary, as coremltools'
-    ``MLModel.predict`` does on macOS.
+    ``MLModel.predict`` does on macOS. An error about a model file names the file.
     """
+    with naming_files(model_or_path):
+        return _predict(model_or_path, inputs)
+
+
+def _predict(model_or_path: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    if _is_package(model_or_path):
+        return _runner("mlProgram")(model_or_path, inputs)
     spec = load_spec(model_or_path)
+    kind = spec.WhichOneof("Type")
+    if kind in MODEL_RUNNERS:
+        # The runner gets the source as given: a path locates an ML Program's weights/ beside it.
+        return MODEL_RUNNERS[kind](model_or_path, inputs)
     network = network_of(spec)
     check_layers(network)
     rank5_arrays = network.arrayInputShapeMapping == 0
@@ -268,6 +297,9 @@ def _outputs(spec, network, blobs: dict[str, np.ndarray], rank5: bool) -> dict[s
 
 
 def _array_output(blob: np.ndarray, array_type, rank5: bool) -> np.ndarray:
+    if array_type.dataType not in type(array_type).ArrayDataType.values():
+        raise RuntimeModelError(f"an output declares array data type {array_type.dataType}, which "
+                                "Core ML does not define; the model file is inconsistent")
     dtype_name = type(array_type).ArrayDataType.Name(array_type.dataType)
     out = blob
     if rank5 and blob.ndim == 5 and blob.shape[0] == blob.shape[1] == 1:

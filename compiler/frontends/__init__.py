@@ -41,9 +41,43 @@ def _is_onnx(source: Any) -> bool:
     return isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".onnx"
 
 
+def mlprogram_frontend(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
+    from kcc.frontends.coreml import mlprogram_frontend as convert_mlprogram
+
+    return convert_mlprogram(source, boundary=boundary, options=options)
+
+
+def _is_mlprogram(source: Any) -> bool:
+    """An .mlpackage, or an .mlmodel / Core ML spec / MLModel whose model is an mlProgram."""
+    from kcc.frontends.coreml.package import is_coreml_object, is_coreml_path
+
+    if not (is_coreml_path(source) or is_coreml_object(source)):
+        return False
+    from kcc.frontends.coreml import is_mlprogram_source
+
+    return is_mlprogram_source(source)
+
+
+def neuralnetwork_frontend(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
+    from kcc.frontends.coreml import neuralnetwork_frontend as convert_neuralnetwork
+
+    return convert_neuralnetwork(source, boundary=boundary, options=options)
+
+
+def _is_coreml(source: Any) -> bool:
+    """Any other .mlmodel path, Core ML spec or MLModel: the NeuralNetwork frontend reads (or refuses) it."""
+    from kcc.frontends.coreml.package import is_coreml_object, is_coreml_path
+
+    return is_coreml_object(source) or (is_coreml_path(source) and Path(source).suffix.lower() == ".mlmodel")
+
+
 def frontend_for(source: Any) -> Frontend:
     if _is_onnx(source):
         return onnx_frontend
+    if _is_mlprogram(source):
+        return mlprogram_frontend
+    if _is_coreml(source):
+        return neuralnetwork_frontend
     if _is_keras_model(source):
         return keras_frontend
     if isinstance(source, tuple) and len(source) == 2:

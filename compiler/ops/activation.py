@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kcc.ir import TensorType
+from kcc.tensor_type import TensorType
 from kcc.ops.registry import Attr, OpDef, register_op
 from kcc.ops.shapes import norm_axis
 
@@ -35,28 +35,35 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
+# The activations' constants, declared once: the attribute defaults below use
+# them, and frontends, passes and backends import them instead of retyping them.
+HARD_SIGMOID_ALPHA = 1.0 / 6.0   # Keras 3: hard_sigmoid(x) = relu6(x + 3) / 6
+HARD_SIGMOID_BETA = 0.5
+HARD_SIGMOID_ALPHA_KERAS2 = 0.2  # Keras 2 / tf.keras files (and ONNX HardSigmoid's default)
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+LEAKY_RELU_ALPHA = 0.2           # Keras's leaky_relu default
+GELU_TANH_COEFF = 0.044715       # gelu(approximate=True): tanh(sqrt(2/pi) * (x + c * x**3))
 
 # name -> (attributes, formula(x, attrs))
 _UNARY: dict[str, tuple[dict[str, Attr], Callable[[np.ndarray, dict[str, Any]], np.ndarray]]] = {
     "relu": ({}, lambda x, a: np.maximum(x, 0)),
-    "leaky_relu": ({"alpha": Attr("float", 0.2)}, lambda x, a: np.where(x >= 0, x, a["alpha"] * x)),
+    "leaky_relu": ({"alpha": Attr("float", LEAKY_RELU_ALPHA)}, lambda x, a: np.where(x >= 0, x, a["alpha"] * x)),
     "thresholded_relu": ({"alpha": Attr("float", 1.0)}, lambda x, a: np.where(x > a["alpha"], x, 0)),
     "clip": ({"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))},
              lambda x, a: np.clip(x, a["min"], a["max"])),
     "elu": ({"alpha": Attr("float", 1.0)}, lambda x, a: np.where(x > 0, x, a["alpha"] * np.expm1(np.minimum(x, 0)))),
-    "selu": ({}, lambda x, a: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))),
+    "selu": ({}, lambda x, a: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))),
     "sigmoid": ({}, lambda x, a: _sigmoid(x)),
-    "hard_sigmoid": ({"alpha": Attr("float", 1.0 / 6.0), "beta": Attr("float", 0.5)},
+    "hard_sigmoid": ({"alpha": Attr("float", HARD_SIGMOID_ALPHA), "beta": Attr("float", HARD_SIGMOID_BETA)},
                      lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0, 1)),
     "tanh": ({}, lambda x, a: np.tanh(x)),
     "softplus": ({}, lambda x, a: _softplus(x)),
     "softsign": ({}, lambda x, a: x / (1 + np.abs(x))),
     "silu": ({}, lambda x, a: x * _sigmoid(x)),
-    "hard_silu": ({}, lambda x, a: x * np.clip(x / 6.0 + 0.5, 0, 1)),
+    "hard_silu": ({}, lambda x, a: x * np.clip(HARD_SIGMOID_ALPHA * x + HARD_SIGMOID_BETA, 0, 1)),
     "gelu": ({"approximate": Attr("bool", False)},
-             lambda x, a: (0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))))
+             lambda x, a: (0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + GELU_TANH_COEFF * x ** 3))))
              if a["approximate"] else 0.5 * x * (1 + _erf(x / math.sqrt(2)))),
     "mish": ({}, lambda x, a: x * np.tanh(_softplus(x))),
     "scaled_tanh": ({"alpha": Attr("float", 1.0), "beta": Attr("float", 1.0)},

@@ -16,7 +16,7 @@ emitter for it and refuses it with an error naming the layer.
 from __future__ import annotations
 
 from kcc.errors import ConversionError, IRError
-from kcc.ir import TensorType
+from kcc.tensor_type import TensorType
 from kcc.ops.registry import Attr, OpDef, register_op
 
 

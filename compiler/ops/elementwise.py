@@ -6,7 +6,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kcc.errors import IRError
-from kcc.ir import DTYPES, TensorType
+from kcc.tensor_type import DTYPES, TensorType
 from kcc.ops.activation import _erf
 from kcc.ops.registry import Attr, OpDef, register_op
 from kcc.ops.shapes import broadcast

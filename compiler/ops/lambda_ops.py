@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcc.errors import IRError
-from kcc.ir import DTYPES, TensorType
+from kcc.tensor_type import DTYPES, TensorType
 from kcc.ops.registry import Attr, OpDef, register_op
 from kcc.ops.shapes import broadcast, norm_axis
 

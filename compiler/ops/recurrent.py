@@ -75,7 +75,9 @@ from typing import Any
 import numpy as np
 
 from kcc.errors import IRError
-from kcc.ir import TensorType
+from kcc.tensor_type import TensorType
+from kcc.ops.activation import HARD_SIGMOID_ALPHA, HARD_SIGMOID_BETA
+from kcc.ops.conv import canonical_window
 from kcc.ops.registry import Attr, OpDef, get_op, register_op
 
 DIRECTIONS = ("forward", "reverse")
@@ -88,7 +90,7 @@ RECURRENT_ACTIVATIONS: tuple[str, ...] = (
 
 def activation_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """The IR attributes of activation ``name`` inside a recurrent op with attributes ``attrs``."""
-    params = {"alpha": attrs["hard_sigmoid_alpha"], "beta": 0.5} if name == "hard_sigmoid" else {}
+    params = {"alpha": attrs["hard_sigmoid_alpha"], "beta": HARD_SIGMOID_BETA} if name == "hard_sigmoid" else {}
     return get_op(name).normalize_attrs(params, where=name)
 
 
@@ -108,8 +110,8 @@ class _Recurrent(OpDef):
         "direction": Attr("str", "forward", DIRECTIONS),
         "activation": Attr("str", "tanh", RECURRENT_ACTIVATIONS),
         # Slope of every hard_sigmoid in the op: clip(alpha * x + 0.5, 0, 1); Keras 3
-        # uses 1/6, Keras 2 (tf.keras) 0.2.
-        "hard_sigmoid_alpha": Attr("float", 1.0 / 6.0),
+        # uses HARD_SIGMOID_ALPHA (1/6), Keras 2 (tf.keras) HARD_SIGMOID_ALPHA_KERAS2.
+        "hard_sigmoid_alpha": Attr("float", HARD_SIGMOID_ALPHA),
     }
 
     def infer(self, attrs, x, w, r, b, h0, c0=None):
@@ -235,7 +237,6 @@ class ConvLstm(_Recurrent):
              "auto_pad": Attr("str", "none", ("none", "same"))}
 
     def canonicalize(self, attrs):
-        from kcc.ops.nn import canonical_window
         return canonical_window(attrs)
 
     def _input_conv_attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kcc.ir import TensorType
+from kcc.tensor_type import TensorType
 from kcc.ops.registry import Attr, OpDef, register_op
 from kcc.ops.shapes import norm_axes
 

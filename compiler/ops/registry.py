@@ -22,18 +22,14 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from kcc.errors import IRError
-from kcc.ir import TensorType
+from kcc.tensor_type import TensorType
+from kcc.table import Table
 
 _REQUIRED = object()
 
-_KIND_CHECKS: dict[str, Callable[[Any], Any]] = {}
-
-
-def _kind(name: str):
-    def deco(fn: Callable[[Any], Any]):
-        _KIND_CHECKS[name] = fn
-        return fn
-    return deco
+# Attribute kind -> check that returns the normalized value or raises TypeError("a <kind>").
+ATTR_KINDS: Table[Callable[[Any], Any]] = Table("attribute kind")
+_kind = ATTR_KINDS.register
 
 
 @_kind("int")
@@ -130,7 +126,7 @@ class OpDef:
         for key, spec in self.attrs.items():
             if key in attrs and attrs[key] is not None:
                 try:
-                    val = _KIND_CHECKS[spec.kind](attrs[key])
+                    val = ATTR_KINDS[spec.kind](attrs[key])
                 except TypeError as e:
                     raise IRError(f"{where}: {self.name}.{key} must be {e}, got {attrs[key]!r}") from None
                 if spec.choices is not None and val not in spec.choices:
@@ -173,7 +169,13 @@ class OpDef:
         return f"<op {self.name}>"
 
 
-_REGISTRY: dict[str, OpDef] = {}
+def _load_all() -> None:
+    # Importing the package imports every op module, which registers its ops.
+    import kcc.ops  # noqa: F401
+
+
+# IR op name -> its declaration (an OpDef instance).
+OPS: Table[OpDef] = Table("IR op", _load_all)
 
 
 def register_op(cls: type[OpDef]) -> type[OpDef]:
@@ -181,28 +183,22 @@ def register_op(cls: type[OpDef]) -> type[OpDef]:
     name = getattr(cls, "name", None)
     if not name:
         raise IRError(f"{cls.__name__} declares no op name")
-    if name in _REGISTRY:
-        raise IRError(f"op {name!r} is declared twice ({type(_REGISTRY[name]).__name__} and {cls.__name__})")
+    earlier = OPS.registered(name)
+    if earlier is not None:
+        raise IRError(f"op {name!r} is declared twice ({type(earlier).__name__} and {cls.__name__})")
     for key, spec in cls.attrs.items():
-        if spec.kind not in _KIND_CHECKS:
+        if spec.kind not in ATTR_KINDS:
             raise IRError(f"op {name}: attribute {key} has unknown kind {spec.kind!r}")
-    _REGISTRY[name] = cls()
+    OPS.register(name)(cls())
     return cls
 
 
 def get_op(name: str) -> OpDef:
-    _load_all()
     try:
-        return _REGISTRY[name]
+        return OPS[name]
     except KeyError:
         raise IRError(f"no IR op named {name!r}") from None
 
 
 def all_ops() -> dict[str, OpDef]:
-    _load_all()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def _load_all() -> None:
-    # Importing the package imports every op module, which registers its ops.
-    import kcc.ops  # noqa: F401
+    return dict(OPS.items())

@@ -9,7 +9,7 @@ import math
 from typing import Sequence
 
 from kcc.errors import IRError
-from kcc.ir import Dim, Shape
+from kcc.tensor_type import Dim, Shape
 
 UNKNOWN = "?"
 
@@ -63,9 +63,10 @@ def broadcast(*shapes: Shape) -> Shape:
 
 
 def conv_out(size: Dim, kernel: int, stride: int, dilation: int, pad_total: int, same: bool) -> Dim:
-    """Output length of a sliding window along one axis."""
+    """Output length of a sliding window along one axis (a symbolic length stays itself when the window keeps it)."""
     if not isinstance(size, int):
-        return UNKNOWN
+        keeps = stride == 1 and (same or pad_total == (kernel - 1) * dilation)
+        return size if keeps else UNKNOWN
     if same:
         return -(-size // stride)
     eff = (kernel - 1) * dilation + 1

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from kcc.errors import IRError
-from kcc.ir import TensorType
+from kcc.tensor_type import TensorType
 from kcc.ops.registry import Attr, OpDef, register_op
 from kcc.ops.shapes import UNKNOWN, norm_axes, norm_axis, prod
 

@@ -135,3 +135,21 @@ def test_tables_refuse_a_second_entry_and_load_lazily():
     assert t["a"] is len and t.names() == ["a", "b"] and loaded == [True]
     with pytest.raises(AssertionError, match="'a' registered twice"):
         t.register("a")(abs)
+
+
+def test_table_registered_does_not_run_the_loader():
+    """``registered`` is for checks made while a table fills; it must not re-enter the loader."""
+    from kcc.table import Table
+
+    loaded = []
+    t: Table = Table("test entry", lambda: loaded.append(True))
+    assert t.registered("a") is None
+    t.register("a")(len)
+    assert t.registered("a") is len and t.registered("b") is None and not loaded
+
+
+def test_every_op_and_attribute_kind_is_in_a_table():
+    from kcc.ops.registry import ATTR_KINDS, OPS, all_ops
+
+    assert set(all_ops()) == set(OPS) and len(OPS) > 50
+    assert {"int", "float", "bool", "str", "ints", "floats", "strs", "any"} <= set(ATTR_KINDS)

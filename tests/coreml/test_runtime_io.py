@@ -7,7 +7,7 @@ import pytest
 
 import coreml_runtime_helpers  # noqa: F401  (quiet TF/coremltools logs)
 from kcc.coreml import predict
-from kcc.errors import RuntimeModelError
+from kcc.errors import ModelFileError, RuntimeModelError
 
 import coremltools as ct
 from coremltools.models import datatypes  # noqa: E402
@@ -116,10 +116,15 @@ def test_rank5_input_accepts_sequence_axis_but_not_wrong_shapes():
         predict(b.spec, {"data": np.zeros(4, np.float32)})
 
 
-def test_ml_program_is_refused_clearly():
+def test_empty_ml_program_is_a_clear_error():
+    """ML Programs run through the IR (tests/coreml_frontend); an empty or odd one is one clear error."""
     from coremltools.proto import Model_pb2
 
     spec = Model_pb2.Model()
+    spec.specificationVersion = 6
     spec.mlProgram.SetInParent()
-    with pytest.raises(RuntimeModelError, match="mlProgram.*neuralnetwork"):
+    with pytest.raises(ModelFileError, match="MIL program version 0"):
+        predict(spec, {})
+    spec.mlProgram.version = 1
+    with pytest.raises(ModelFileError, match="has no functions"):
         predict(spec, {})

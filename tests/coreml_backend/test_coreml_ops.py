@@ -1,7 +1,8 @@
 """Every IR op with a Core ML meaning: the IR interpreter vs the Core ML runtime on the emitted spec.
 
-Each case builds a small IR graph directly, emits it in the rank-5 layout (which
-may move to ND by itself) and with ``force_nd=True``, runs both in kcc's Core ML
+Each case builds a small IR graph directly, runs the Core ML lowering
+(``COREML_LOWERING``), emits it in the layout the analysis picks (rank 5 when
+every node has a rank-5 form) and with ``force_nd=True``, runs both in kcc's Core ML
 runtime and compares with the interpreter within 1e-4 of the output's largest
 magnitude. ``test_every_op_is_covered`` keeps the table complete as ops are added.
 """
@@ -15,13 +16,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from kcc.backends.coreml import build_spec, supported_ops  # noqa: E402
+from kcc.backends.coreml import COREML_LOWERING, build_spec, supported_ops  # noqa: E402
 from kcc.backends.coreml.options import parse_options  # noqa: E402
 from kcc.builder import GraphBuilder  # noqa: E402
 from kcc.coreml import predict  # noqa: E402
 from kcc.interpreter import run as run_ir  # noqa: E402
 from kcc.ir import Graph, TensorType  # noqa: E402
 from kcc.ops import all_ops  # noqa: E402
+from kcc.pipeline import Pipeline  # noqa: E402
 from kcc.testing import assert_close, assert_not_degenerate  # noqa: E402
 
 R = np.random.default_rng(0)
@@ -158,6 +160,10 @@ case("gru-reset-after", lambda op, x: op.gru(x, op.const(w(12, 3)), op.const(w(1
                                              direction="reverse")[0], [(2, 3)], "seq")
 case("conv_lstm", lambda op, x: op.conv_lstm(x, op.const(w(8, 2, 3, 3)), op.const(w(8, 2, 3, 3)), op.const(w(8)),
                                              pads=(1, 0, 1, 2), direction="reverse")[0], [(0, 2, 4, 4)], "seq")
+case("conv_lstm-1d", lambda op, x: op.conv_lstm(x, op.const(w(8, 2, 3)), op.const(w(8, 2, 3)), None,
+                                                auto_pad="same")[1], [(0, 2, 6)], "seq")
+case("conv_lstm-3d", lambda op, x: op.conv_lstm(x, op.const(w(8, 2, 2, 2, 2)), op.const(w(8, 2, 2, 2, 2)),
+                                                op.const(w(8)), auto_pad="same")[0], [(0, 2, 3, 4, 4)], "seq")
 for _name in ("greater", "less", "equal", "greater_equal", "less_equal"):
     case(_name, lambda op, x, n=_name: getattr(op, n)(op.round(x), op.const(np.float32(0.0))))
 for _name in ("logical_and", "logical_or", "logical_xor"):
@@ -206,6 +212,7 @@ def _graph(name: str) -> tuple[Graph, dict[str, np.ndarray]]:
 def _run(name: str, force_nd: bool) -> tuple[Any, float]:
     graph, feeds = _graph(name)
     ref = run_ir(graph.copy(), feeds)["out"]
+    Pipeline.from_spec(list(COREML_LOWERING)).run(graph)
     spec = build_spec(graph, parse_options({}), force_nd=force_nd)
     mapping_nd = getattr(spec, spec.WhichOneof("Type")).arrayInputShapeMapping == 1
     rt_feeds = {}

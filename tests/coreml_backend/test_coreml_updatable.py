@@ -108,3 +108,16 @@ def test_from_a_saved_keras_file(tmp_path):
     assert spec.isUpdatable
     assert _updatable(spec) == {"frozen_conv": False, "conv": True, "hidden": True, "probs": True}
     assert network(spec).updateParams.optimizer.sgdOptimizer.momentum.defaultValue == pytest.approx(0.8)
+
+
+def test_the_training_config_reaches_the_backend_as_a_typed_field():
+    from kcc.api import compile_model
+    from kcc.training import Optimizer, TrainingConfig
+
+    graph = compile_model(_model(keras.optimizers.Adam(learning_rate=0.003)), "coreml", respect_trainable=True).graph
+    assert isinstance(graph.training, TrainingConfig)
+    assert graph.training.optimizer == Optimizer("Adam", graph.training.optimizer.config)
+    assert graph.training.optimizer.config["learning_rate"] == pytest.approx(0.003)
+    assert graph.training.trainable["frozen_conv"] is False and graph.training.trainable["conv"] is True
+    assert graph.copy().training is graph.training
+    assert not graph.meta.get("keras_training_config")

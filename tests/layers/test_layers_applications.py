@@ -53,3 +53,26 @@ def test_application_from_keras_file(name, tmp_path):
     assert_not_degenerate(ref)
     assert_close(ref, run_onnx(onnx_model, [x])[0], 1e-4, what=name)
     assert interior_transposes(onnx_model) == []
+
+
+@pytest.mark.slow
+def test_resnet50v2_stem_and_logits_under_default_onnxruntime(tmp_path):
+    """ResNet*V2's stem: ZeroPadding2D -> MaxPooling2D on a conv output that is often negative.
+
+    onnxruntime's default Pad fusion would give the padded windows the -inf padding of
+    MaxPool (passes/lower_onnx_pad_max_pool.py). With random weights the ReLU after the
+    next BatchNorm hides those borders from the logits, so the stem is a second output.
+    """
+    keras.utils.set_random_seed(0)
+    base = keras.applications.ResNet50V2(input_shape=(32, 32, 3), weights=None, classifier_activation=None)
+    calibrate_batchnorm(base, _images(base, 32, 1))
+    model = keras.Model(base.input, [base.output, base.get_layer("pool1_pool").output])
+    path = tmp_path / "ResNet50V2.keras"
+    model.save(path)
+    onnx_model = kcc.compile(str(path), target="onnx")
+    x = _images(model, 2, 0)
+    logits, stem = run_keras(model, [x])
+    assert np.any(stem == 0.0) and np.any(stem < 0.0), "no stem output decided by the zero padding"
+    got = run_onnx(onnx_model, [x], also_unoptimized=True)
+    assert_close(logits, got[0], 1e-4, what="ResNet50V2 logits")
+    assert_close(stem, got[1], 1e-5, what="ResNet50V2 stem (pool1_pool)")

@@ -3,7 +3,7 @@
 Each row builds a small functional model from code with seeded weights, converts
 it from memory, and compares within 1e-4 of the reference's largest magnitude.
 Rows marked ``cnn`` must also convert with no Transpose inside the graph.
-docs/layers.md lists which rows cover which class (kcc.frontends.keras.coverage).
+docs/layers.md lists which rows cover which class (tools/gen_layer_table.py).
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """The Keras frontend: load (loader.py) -> KerasModelSpec -> lower (lower.py) -> IR graph."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from kcc.errors import OptionError
+from kcc.errors import IRError, OptionError, ShapeError
 from kcc.ir import Graph
+from kcc.training import TrainingConfig
 
 
 def _shape_overrides(spec, options: dict[str, Any]) -> dict[str, tuple]:
@@ -25,6 +27,7 @@ def _shape_overrides(spec, options: dict[str, Any]) -> dict[str, tuple]:
 def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Graph:
     from kcc.frontends.keras.loader import load_keras_model
     from kcc.frontends.keras.lower import KerasLowering
+    from kcc.frontends.keras import custom_layer  # noqa: F401  (registers the coreml_custom_layer step)
     from kcc.frontends.keras.fallback import lower_unknown_layer
 
     spec = load_keras_model(source, safe_mode=options.get("safe_mode", True),
@@ -32,10 +35,16 @@ def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Gra
     lowering = KerasLowering(spec, boundary=boundary, input_shapes=_shape_overrides(spec, options),
                              fallback=options.get("keras_fallback") or lower_unknown_layer,
                              options=options)
-    graph = lowering.lower()
+    try:
+        graph = lowering.lower()
+    except IRError as e:
+        if not isinstance(source, (str, os.PathLike, tuple, list)):
+            raise  # a model Keras itself built: a disagreement is a kcc bug
+        # Each layer is validated alone (validate.py); only lowering sees two layers meet.
+        raise ShapeError(f"the model's layers do not fit together: {e}; the file's configs and "
+                         "weights disagree (corrupt or edited file?)") from e
     # For backends that keep training information (Core ML's respect_trainable).
-    graph.meta["keras_training_config"] = spec.training_config
-    graph.meta["keras_trainable"] = _trainable_flags(spec)
+    graph.training = TrainingConfig.from_dict(spec.training_config, _trainable_flags(spec))
     return graph
 
 

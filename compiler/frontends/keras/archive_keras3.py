@@ -20,7 +20,6 @@ the name is used when present and the class-name order otherwise.
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from kcc import limits
 from kcc.errors import ModelFileError
 
 from .load_weights import Child, weight_slots
@@ -40,6 +40,7 @@ ARCHIVE_EXPECTED = "a Keras 3 .keras archive (a zip holding config.json and mode
 def read_archive(path: Path) -> tuple[dict, bytes, str | None]:
     """The model config, the weights h5 bytes and the Keras version of a ``.keras`` file."""
     with zipfile.ZipFile(path) as archive:
+        limits.check_zip(archive, str(path))
         names = set(archive.namelist())
         if "config.json" not in names:
             raise ModelFileError(f"{path}: the zip archive has no config.json; expected {ARCHIVE_EXPECTED}")
@@ -47,10 +48,14 @@ def read_archive(path: Path) -> tuple[dict, bytes, str | None]:
             sharded = " (sharded weights are not supported)" if "model.weights.json" in names else ""
             raise ModelFileError(f"{path}: the archive has no model.weights.h5{sharded}; "
                                  f"expected {ARCHIVE_EXPECTED}")
-        config = json.loads(archive.read("config.json"))
-        metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+        config = limits.load_json(archive.read("config.json"), f"{path}: config.json")
+        metadata = limits.load_json(archive.read("metadata.json"), f"{path}: metadata.json") \
+            if "metadata.json" in names else {}
         weights = archive.read("model.weights.h5")
-    return config, weights, metadata.get("keras_version")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: config.json holds a {type(config).__name__}, not a model config")
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    return config, weights, version if isinstance(version, str) else None
 
 
 def open_weights(data: bytes) -> h5py.File:
@@ -88,7 +93,14 @@ def read_layer(group: h5py.Group | None, class_name: str, config: dict,
     if count != len(own):
         raise ModelFileError(f"{what} ({class_name}) has {count} stored variables, expected "
                              f"{len(own)} ({', '.join(own) or 'none'})")
-    out = {name: np.asarray(stored[str(i)][()]) for i, name in enumerate(own)}
+    if stored is not None and not isinstance(stored, h5py.Group):
+        raise ModelFileError(f"{what} ({class_name}): 'vars' is not a group of variables")
+    out = {}
+    for i, name in enumerate(own):
+        if str(i) not in stored:
+            raise ModelFileError(f"{what} ({class_name}): variable {i} ({name}) is missing from "
+                                 f"'vars' (it holds {sorted(stored)})")
+        out[name] = limits.read_dataset(stored[str(i)], f"{what}: variable {name}")
     for child in (s for s in slots if isinstance(s, Child)):
         sub = group.get(child.attr) if group is not None else None
         inner = read_layer(sub, child.class_name, child.config, f"{what}/{child.attr}")
@@ -102,8 +114,12 @@ def _generic(group: h5py.Group | None) -> dict[str, np.ndarray]:
     """Variables of a class without a table entry, named by their path (``0``, ``cell/1``)."""
     out: dict[str, np.ndarray] = {}
     if group is not None:
-        group.visititems(lambda name, obj: out.__setitem__(name.replace("vars/", ""), np.asarray(obj[()]))
+        # Collected first and read after the walk: h5py does not pass exceptions out of it cleanly.
+        found: list[tuple[str, h5py.Dataset]] = []
+        group.visititems(lambda name, obj: found.append((name, obj))
                          if isinstance(obj, h5py.Dataset) else None)
+        for name, obj in found:
+            out[name.replace("vars/", "")] = limits.read_dataset(obj, f"{group.name}/{name}")
     return out
 
 

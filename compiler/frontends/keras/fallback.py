@@ -10,9 +10,9 @@ order; the first step that returns values wins:
    propagate: the user asked for it.
 2. ``trace``: trace the live layer with TensorFlow and lower the traced ops
    (trace.py). If it fails, the failure is kept and the chain continues.
-3. ``coreml_custom_layer``: the Core ML backend's step (registered by the Core ML
-   backend with ``@fallback_step``) emitting a Core ML custom layer when
-   ``add_custom_layers=True``.
+3. ``coreml_custom_layer``: a ``custom_layer`` node for the Core ML backend
+   (custom_layer.py, registered with ``@fallback_step``) when
+   ``add_custom_layers=True`` or a one-argument conversion function.
 
 If no step converts the layer, the first deferred failure (tracing's, which
 names the TensorFlow op) is raised; with nothing to report, None (the caller's
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from kcc.errors import ConversionError
-from kcc.frontends.keras.registry import LayerContext
+from kcc.frontends.keras.registry import KerasLayerContext
 from kcc.ir import Value
+from kcc.table import Table
 
-Step = Callable[[LayerContext, list[Value]], Any]
+Step = Callable[[KerasLayerContext, list[Value]], Any]
 
 ORDER = ("custom_conversion_function", "trace", "coreml_custom_layer")
 
@@ -40,7 +41,7 @@ class FallbackStep:
     defer_errors: bool
 
 
-_STEPS: dict[str, FallbackStep] = {}
+STEPS: Table[FallbackStep] = Table("Keras fallback step")
 
 
 def fallback_step(name: str, *, defer_errors: bool = False) -> Callable[[Step], Step]:
@@ -49,18 +50,16 @@ def fallback_step(name: str, *, defer_errors: bool = False) -> Callable[[Step], 
         raise AssertionError(f"fallback step {name!r} is not one of {ORDER}")
 
     def deco(fn: Step) -> Step:
-        if name in _STEPS:
-            raise AssertionError(f"fallback step {name!r} registered twice")
-        _STEPS[name] = FallbackStep(name, fn, defer_errors)
+        STEPS.register(name)(FallbackStep(name, fn, defer_errors))
         return fn
     return deco
 
 
-def lower_unknown_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value] | None:
+def lower_unknown_layer(ctx: KerasLayerContext, inputs: list[Value]) -> list[Value] | None:
     """Run the steps in ORDER; the first result wins (see the module docstring)."""
     deferred: ConversionError | None = None
     for name in ORDER:
-        step = _STEPS.get(name)
+        step = STEPS.get(name)
         if step is None:
             continue
         try:
@@ -78,7 +77,7 @@ def lower_unknown_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value] |
 
 
 @fallback_step("custom_conversion_function")
-def _custom_conversion_function(ctx: LayerContext, inputs: list[Value]) -> Any:
+def _custom_conversion_function(ctx: KerasLayerContext, inputs: list[Value]) -> Any:
     table = ctx.options.get("custom_conversion_functions") or {}
     fn = table.get(ctx.layer.name) or table.get(ctx.layer.class_name)
     if fn is None or _takes_one_argument(fn):
@@ -104,10 +103,10 @@ def _takes_one_argument(fn: Callable[..., Any]) -> bool:
 
 
 @fallback_step("trace", defer_errors=True)
-def _trace(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
+def _trace(ctx: KerasLayerContext, inputs: list[Value]) -> list[Value]:
     from kcc.frontends.keras.trace import trace_layer
 
     return trace_layer(ctx, inputs)
 
 
-__all__ = ["lower_unknown_layer", "fallback_step", "ORDER", "FallbackStep"]
+__all__ = ["lower_unknown_layer", "fallback_step", "ORDER", "FallbackStep", "STEPS"]

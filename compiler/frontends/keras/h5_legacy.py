@@ -21,12 +21,12 @@ ordered trainable-first across its layers, so it is split by layer name first.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import h5py
 import numpy as np
 
+from kcc import limits
 from kcc.errors import ModelFileError
 
 from .load_weights import flat_weight_names
@@ -45,16 +45,29 @@ def read_h5_model(f: h5py.File, where: str) -> tuple[dict, dict | None, str | No
                     "as (model.json, weights.h5).")
         raise ModelFileError(f"{where}: the HDF5 file has no model_config attribute; "
                              f"expected {H5_EXPECTED}.{hint}")
-    config = json.loads(decode(f.attrs["model_config"]))
+    config = limits.load_json(_text(f.attrs["model_config"], "model_config", where),
+                              f"{where}: model_config")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{where}: model_config holds a {type(config).__name__}, "
+                             "not a model config")
     training = f.attrs.get("training_config")
-    training = json.loads(decode(training)) if training is not None else None
-    return config, training, keras_version_of(f)
+    training = limits.load_json(_text(training, "training_config", where),
+                                f"{where}: training_config") if training is not None else None
+    return config, training if isinstance(training, dict) else None, keras_version_of(f)
+
+
+def _text(value: Any, name: str, where: str) -> str:
+    """A JSON attribute as text (str or bytes, as the writer's h5py stored it)."""
+    value = decode(value)
+    if not isinstance(value, str):
+        raise ModelFileError(f"{where}: the {name} attribute is not text (found {type(value).__name__})")
+    return value
 
 
 def keras_version_of(f: h5py.Group) -> str | None:
     """The ``keras_version`` attribute of the file root or its ``model_weights``."""
     for group in (f, f.get("model_weights")):
-        if group is not None and "keras_version" in group.attrs:
+        if isinstance(group, h5py.Group) and "keras_version" in group.attrs:
             return str(decode(group.attrs["keras_version"]))
     return None
 
@@ -69,8 +82,15 @@ def fill_weights(spec: KerasModelSpec, root: h5py.Group, where: str) -> None:
     for layer in spec.layers:
         group = root.get(layer.name)
         named = [] if group is None else [
-            (n, np.asarray(group[n][()])) for n in attr_list(group, "weight_names")]
+            (n, _dataset(group, n, f"{where}: layer {layer.name!r}"))
+            for n in attr_list(group, "weight_names")]
         _assign(layer, named, f"{where}: layer {layer.name!r}")
+
+
+def _dataset(group: h5py.Group, name: str, what: str) -> np.ndarray:
+    if name not in group:
+        raise ModelFileError(f"{what}: weight_names lists {name!r}, which the file does not hold")
+    return limits.read_dataset(group[name], f"{what}: weight {name!r}")
 
 
 def _assign(layer: KerasLayer, named: list[tuple[str, np.ndarray]], what: str) -> None:
@@ -136,6 +156,8 @@ def attr_list(group: h5py.Group, name: str) -> list[str]:
         while f"{name}{i}" in group.attrs:
             values.extend(group.attrs[f"{name}{i}"])
             i += 1
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        values = [values]
     return [str(decode(v)) for v in values]
 
 

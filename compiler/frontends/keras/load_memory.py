@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from kcc.errors import ConversionError
+from kcc.extras import require
 
 from .load_config import parse_model
 from .load_weights import Child, weight_slots
@@ -21,7 +22,7 @@ from .spec import KerasModelSpec
 
 def spec_from_model(model: Any) -> tuple[KerasModelSpec, dict | None]:
     """A spec with ``live`` layers and their weights, and the raw compile config."""
-    import keras
+    keras = require("keras", "converting an in-memory Keras model")
 
     if not isinstance(model, keras.Model):
         raise ConversionError(

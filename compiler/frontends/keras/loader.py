@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import lzma
+import mmap
 import os
 import zipfile
 import zlib
@@ -35,9 +37,11 @@ from typing import Any, Callable
 
 import h5py
 
+from kcc import limits
 from kcc.errors import KccError, ModelFileError, UnsupportedLayerError
+from kcc.extras import require
 
-from . import archive_keras3, h5_legacy, safety
+from . import archive_keras3, h5_legacy, safety, validate
 from .load_builtins import BUILTIN_LAYER_CLASSES
 from .load_config import NESTED_LAYER_KEYS, is_model_entry, normalize_training_config, parse_model
 from .load_memory import attach_live, spec_from_model
@@ -45,8 +49,10 @@ from .spec import KerasModelSpec
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# What h5py, zipfile and the decompressors raise on a corrupt file (h5py also raises a
+# bare RuntimeError, e.g. on a damaged B-tree; RecursionError is handled apart).
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
-               zipfile.BadZipFile, EOFError, zlib.error)
+               zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, RuntimeError)
 JSON_EXPECTED = "an architecture JSON written by model.to_json()"
 WEIGHTS_EXPECTED = ("a weights file written by model.save_weights() (Keras 3 '.weights.h5' "
                     "or Keras 2 '.h5')")
@@ -62,8 +68,7 @@ def load_keras_model(source: Any, *, safe_mode: bool = True,
     custom layers.
     """
     if _is_keras_model(source):
-        import keras
-
+        keras = require("keras", "converting an in-memory Keras model")
         spec, compile_config = spec_from_model(source)
         return _finish(spec, "memory", keras.__version__, compile_config)
     if isinstance(source, (tuple, list)):
@@ -87,16 +92,22 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
         with _read_errors(path, archive_keras3.ARCHIVE_EXPECTED):
             entry, weights, version = archive_keras3.read_archive(path)
             spec = _parse_checked(entry, path, safe_mode)
+            limits.check_hdf5_heaps(weights, f"{path}: model.weights.h5")
             with archive_keras3.open_weights(weights) as f:
                 safety.check_hdf5(f, f"{path}: model.weights.h5")
+                limits.check_memory(limits.hdf5_declared_bytes(f), str(path))
                 archive_keras3.fill_weights(spec, f, _is_sequential(entry), str(path))
+            validate.validate_spec(spec, str(path))
         spec = _finish(spec, "keras", version, entry.get("compile_config"))
     else:
+        _check_heaps(path)
         with _read_errors(path, h5_legacy.H5_EXPECTED), h5py.File(path, "r") as f:
             safety.check_hdf5(f, str(path))
             entry, training, version = h5_legacy.read_h5_model(f, str(path))
             spec = _parse_checked(entry, path, safe_mode)
+            limits.check_memory(limits.hdf5_declared_bytes(f), str(path))
             h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), str(path))
+            validate.validate_spec(spec, str(path))
         spec = _finish(spec, "h5", version, training)
     if _needs_keras(entry):
         _attach_keras_model(spec, entry, path, lambda keras: keras.saving.load_model(
@@ -109,19 +120,22 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
 def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
                            custom_objects: dict | None) -> KerasModelSpec:
     with _read_errors(json_path, JSON_EXPECTED):
-        entry = json.loads(json_path.read_text(encoding="utf-8"))
+        entry = limits.load_json(json_path.read_bytes(), str(json_path))
         if not isinstance(entry, dict) or "class_name" not in entry:
             raise ModelFileError(f"{json_path}: expected {JSON_EXPECTED}, found no model class_name")
         spec = _parse_checked(entry, json_path, safe_mode)
     if _sniff(weights_path) != "hdf5":
         raise ModelFileError(f"{weights_path}: expected {WEIGHTS_EXPECTED}, found a zip archive")
+    _check_heaps(weights_path)
     with _read_errors(weights_path, WEIGHTS_EXPECTED), h5py.File(weights_path, "r") as f:
         where = str(weights_path)
         safety.check_hdf5(f, where)
+        limits.check_memory(limits.hdf5_declared_bytes(f), where)
         if archive_keras3.is_keras3_layout(f):
             archive_keras3.fill_weights(spec, f, _is_sequential(entry), where)
         else:
             h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), where)
+        validate.validate_spec(spec, f"{json_path} + {weights_path}")
         version = entry.get("keras_version") or h5_legacy.keras_version_of(f)
     spec = _finish(spec, "json+h5", version, entry.get("compile_config"))
     if _needs_keras(entry):
@@ -145,8 +159,13 @@ def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
 def _finish(spec: KerasModelSpec, source: str, version: str | None,
             training: dict | None) -> KerasModelSpec:
     spec.source = source
-    spec.keras_version = version
-    spec.training_config = normalize_training_config(training)
+    spec.keras_version = version if isinstance(version, str) or version is None else str(version)
+    try:
+        spec.training_config = normalize_training_config(training)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ModelFileError(f"{spec.name}: the saved training (compile) configuration is malformed "
+                             f"({type(e).__name__}: {e}); re-save the model, or save it without "
+                             "compiling") from None
     return spec
 
 
@@ -183,9 +202,21 @@ def _read_errors(path: Path, expected: str) -> Iterator[None]:
         yield
     except KccError:
         raise
+    except RecursionError:
+        raise ModelFileError(f"{path}: the file nests too deeply to read (corrupt or hostile "
+                             "file?)") from None
     except READ_ERRORS as e:
         raise ModelFileError(f"{path}: cannot read it as {expected} "
                              f"(corrupt or truncated?): {type(e).__name__}: {e}") from e
+
+
+def _check_heaps(path: Path) -> None:
+    """``limits.check_hdf5_heaps`` over the file, mapped rather than read into memory."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            limits.check_hdf5_heaps(data, str(path))
+    except (OSError, ValueError):  # unreadable or empty: h5py reports it next, in its own words
+        pass
 
 
 def _is_sequential(entry: dict) -> bool:
@@ -199,7 +230,12 @@ def _parse_checked(entry: dict, path: Path, safe_mode: bool) -> KerasModelSpec:
     if not is_model_entry(entry):
         raise ModelFileError(f"{path}: the config describes a {entry.get('class_name')!r}, "
                              "not a Sequential or functional model")
-    return parse_model(entry)
+    try:
+        return parse_model(entry)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as e:
+        # The parser trusts the structure Keras writes; a file that breaks it is malformed.
+        raise ModelFileError(f"{path}: the model config is malformed and does not follow the "
+                             f"structure Keras writes ({type(e).__name__}: {e})") from None
 
 
 def _layer_entries(entry: dict) -> Iterator[dict]:
@@ -249,9 +285,11 @@ def _attach_keras_model(spec: KerasModelSpec, entry: dict, path: Path,
     loaders: list[tuple[str, Callable[[Any], Any]]] = [("keras", with_keras)]
     if str(spec.keras_version or "").startswith("2."):
         loaders.append(("tf_keras", with_tf_keras))
+    purpose = f"{path}: rebuilding its Lambda or non-built-in layers with Keras"
+    require("keras", purpose)  # missing: one error naming the extra, before any attempt
     for module_name, load in loaders:
         try:
-            module = __import__(module_name)
+            module = require(module_name, purpose)
             model = load(module)
         except Exception as e:  # Keras raises many types; all mean "could not rebuild"
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from kcc.errors import ConversionError, ShapeError, UnsupportedLayerError
-from kcc.frontends.keras.registry import LayerContext, handler_for, to_ir_perm, to_keras_perm
+from kcc.frontends.keras.registry import KerasLayerContext, handler_for
 from kcc.frontends.keras.spec import KerasLayer, KerasModelSpec, LayerCall, TensorRef
 from kcc.ir import DTYPES, Graph, TensorType, Value
+from kcc.layout import to_ir_perm, to_keras_perm
 
 BOUNDARIES = ("channels_last", "channels_first")
 _INPUT_CLASSES = ("InputLayer",)
@@ -23,7 +24,7 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 # Called for a layer no handler knows: returns output values, or None to fall
 # through to the error (the Lambda/custom-layer route and custom conversion
 # functions hook in here).
-Fallback = Callable[[LayerContext, list[Value]], Any]
+Fallback = Callable[[KerasLayerContext, list[Value]], Any]
 
 
 def _dtype(cfg: dict[str, Any]) -> str:
@@ -160,7 +161,7 @@ class KerasLowering:
                 raise ConversionError(f"nested model {origin!r} takes {len(inner.inputs)} inputs, got {len(flat)}")
             inner_env = {ref: v for ref, v in zip(inner.inputs, flat)}
             return self._lower_model(inner, inner_env, prefix=f"{origin}/")
-        ctx = LayerContext(self.graph, layer, call, index, origin, self.options, self.spec_stack)
+        ctx = KerasLayerContext(self.graph, layer, call, index, origin, self.options, self.spec_stack)
         handler = handler_for(layer.class_name)
         if handler is None:
             result = self.fallback(ctx, _flatten(args)) if self.fallback else None

@@ -1,7 +1,7 @@
 """The Keras frontend's table: Keras class name -> handler that lowers one layer call.
 
     @keras_layer("Dense")
-    def dense(ctx: LayerContext, x: Value) -> Value:
+    def dense(ctx: KerasLayerContext, x: Value) -> Value:
         ...
 
 A handler receives the call's tensor inputs as IR values (one positional argument
@@ -19,6 +19,7 @@ from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError
 from kcc.frontends.keras.spec import KerasLayer, LayerCall
 from kcc.ir import Graph, Value
+from kcc.layout import ir_axis, to_ir_perm, to_keras_perm
 from kcc.table import Table
 
 Handler = Callable[..., Any]
@@ -37,31 +38,7 @@ def handler_for(class_name: str) -> Handler | None:
     return HANDLERS.get(class_name)
 
 
-# ----------------------------------------------------------------- layout
-def ir_axis(keras_axis: int, rank: int) -> int:
-    """Where Keras axis ``keras_axis`` of a rank-``rank`` tensor lives in the IR layout."""
-    k = keras_axis % rank
-    if rank < 3 or k == 0:
-        return k
-    return 1 if k == rank - 1 else k + 1
-
-
-def to_ir_perm(rank: int) -> tuple[int, ...]:
-    """transpose(keras_tensor, perm) gives the IR layout."""
-    return tuple(range(rank)) if rank < 3 else (0, rank - 1) + tuple(range(1, rank - 1))
-
-
-def to_keras_perm(rank: int) -> tuple[int, ...]:
-    """transpose(ir_tensor, perm) gives the Keras layout."""
-    return tuple(range(rank)) if rank < 3 else (0,) + tuple(range(2, rank)) + (1,)
-
-
-def keras_shape(v: Value) -> tuple:
-    """The Keras-layout shape of an IR value."""
-    return tuple(v.shape[p] for p in to_keras_perm(v.rank))
-
-
-class LayerContext:
+class KerasLayerContext:
     """What a handler may use while lowering one call of one layer."""
 
     def __init__(self, graph: Graph, layer: KerasLayer, call: LayerCall, call_index: int, origin: str,

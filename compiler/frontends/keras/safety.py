@@ -31,7 +31,7 @@ from typing import Any
 
 import h5py
 
-from kcc.errors import UnsafeModelError
+from kcc.errors import ModelFileError, UnsafeModelError
 
 # Keras 2 Lambda fields: the stored value and the field that says how to read it.
 _LAMBDA_FIELDS = (("function", "function_type", "module"),
@@ -114,7 +114,11 @@ def check_hdf5(f: h5py.File, where: str) -> None:
             return True
         return None
 
-    f.visititems_links(visit)
+    try:
+        f.visititems_links(visit)
+    except SystemError as e:  # how h5py surfaces an error met while walking a corrupt object tree
+        raise ModelFileError(f"{where}: cannot read the HDF5 file's object tree (corrupt or "
+                             f"truncated?): {e.__context__ or e}") from None
     if found:
         raise UnsafeModelError(f"{where}: {found[0]}; kcc reads weights only from the file it "
                                "is given (Keras never writes these). Re-save the model with Keras.")

@@ -18,10 +18,12 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from kcc.extras import require
+
 
 def _reverse_as_slice(ctx: Any, node: Any, name: str, args: list) -> Any:
     """ReverseV2(x, axes) -> Slice(x, starts=-1, ends=-inf, axes, steps=-1) (axes must be constant)."""
-    from tf2onnx import utils
+    utils = require("tf2onnx.utils", "lowering tf.reverse")
 
     axes = node.inputs[1].get_tensor_value(as_list=True)
     axes = [axes] if isinstance(axes, int) else list(axes)

@@ -23,10 +23,12 @@ import numpy as np
 import onnx
 
 from kcc.errors import ConversionError, KccError
-from kcc.frontends.keras.registry import LayerContext
+from kcc.extras import require
+from kcc.frontends.keras.registry import KerasLayerContext
 from kcc.frontends.keras.spec import TensorRef
 from kcc.frontends.keras.tf_table import patch_leftovers, tf2onnx_overrides
 from kcc.ir import Value
+from kcc.layout import keras_shape
 
 # ONNX opset asked of tf2onnx; kcc's ONNX importer reads the opset 13+ forms.
 TRACE_OPSET = 17
@@ -51,7 +53,7 @@ def _pack(structure: Any, flat: list[Any]) -> Any:
     return build(structure)
 
 
-def _with_globals(ctx: LayerContext, fn: Any) -> Any:
+def _with_globals(ctx: KerasLayerContext, fn: Any) -> Any:
     """A Lambda function rebuilt from bytecode sees only Keras's module globals; give it the names it uses.
 
     Keras 3 reloads a Lambda's bytecode with the globals of its own utility
@@ -62,8 +64,8 @@ def _with_globals(ctx: LayerContext, fn: Any) -> Any:
     import builtins
     import types
 
-    import keras
-    import tensorflow as tf
+    keras = require("keras", f"tracing layer {ctx.layer.name!r}")
+    tf = require("tensorflow", f"tracing layer {ctx.layer.name!r}")
 
     code = getattr(fn, "__code__", None)
     if code is None:
@@ -79,9 +81,9 @@ def _with_globals(ctx: LayerContext, fn: Any) -> Any:
     return types.FunctionType(code, {**fn.__globals__, **extra}, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
-def _keras_call(ctx: LayerContext, live: Any):
+def _keras_call(ctx: KerasLayerContext, live: Any):
     """The function tf.function traces: flat tensors in, flat tensors out."""
-    import tensorflow as tf
+    tf = require("tensorflow", f"tracing layer {ctx.layer.name!r}")
 
     structure = ctx.call.args
     extra = {k: v for k, v in ctx.call.kwargs.items()
@@ -103,13 +105,15 @@ def _keras_call(ctx: LayerContext, live: Any):
     return call
 
 
-def trace_to_onnx(ctx: LayerContext, inputs: list[Value]) -> tuple[onnx.ModelProto, dict[str, str]]:
+def trace_to_onnx(ctx: KerasLayerContext, inputs: list[Value]) -> tuple[onnx.ModelProto, dict[str, str]]:
     """The layer's call as an ONNX model, and TF node name -> TF op type (for messages)."""
-    import tensorflow as tf
-    import tf2onnx
+    purpose = f"tracing {ctx.layer.class_name} layer {ctx.layer.name!r}"
+    tf = require("tensorflow", purpose)
+    tf2onnx = require("tf2onnx", purpose)
+    require("tf2onnx.convert", purpose)
 
     live = ctx.layer.live
-    specs = [tf.TensorSpec([None if isinstance(d, str) else d for d in _keras_shape(v)], _TF_DTYPES[v.dtype],
+    specs = [tf.TensorSpec([None if isinstance(d, str) else d for d in keras_shape(v)], _TF_DTYPES[v.dtype],
                            name=f"kcc_in{i}") for i, v in enumerate(inputs)]
     fn = tf.function(_keras_call(ctx, live), autograph=False)
     try:
@@ -136,7 +140,7 @@ def trace_to_onnx(ctx: LayerContext, inputs: list[Value]) -> tuple[onnx.ModelPro
     return model, tf_ops
 
 
-def ways_forward(ctx: LayerContext) -> str:
+def ways_forward(ctx: KerasLayerContext) -> str:
     cls = ctx.layer.class_name
     key = ctx.layer.name if cls == "Lambda" else cls
     return (f"Ways forward: pass custom_conversion_functions={{{key!r}: fn}} (fn(ctx, inputs) builds IR "
@@ -144,7 +148,7 @@ def ways_forward(ctx: LayerContext) -> str:
             f"a Core ML custom layer; or rewrite the layer with operations kcc lowers (docs/lambda.md).")
 
 
-def trace_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
+def trace_layer(ctx: KerasLayerContext, inputs: list[Value]) -> list[Value]:
     """Lower one call of a live layer by tracing it; returns its outputs in the IR layout."""
     from kcc.frontends.onnx.importer import OnnxImporter, opset_of
     from kcc.frontends.onnx.registry import UnsupportedOnnxOp
@@ -176,11 +180,6 @@ def trace_layer(ctx: LayerContext, inputs: list[Value]) -> list[Value]:
         raise ctx.fail(f"lowering its traced graph failed: {e}. {ways_forward(ctx)}") from None
     values = [importer.materialize(x, f"{ctx.name}_out{i}") for i, x in enumerate(outs)]
     return [ctx.from_keras_layout(v) for v in values]
-
-
-def _keras_shape(v: Value) -> tuple:
-    from kcc.frontends.keras.registry import keras_shape
-    return keras_shape(v)
 
 
 def _tf_op_of(node_name: str, tf_ops: dict[str, str]) -> str | None:

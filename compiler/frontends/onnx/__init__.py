@@ -19,12 +19,17 @@ from onnx import external_data_helper
 from kcc.errors import ModelFileError, ShapeError, UnsafeModelError
 from kcc.frontends.onnx.importer import OnnxImporter, opset_of
 from kcc.frontends.onnx.registry import ir_dtype, onnx_op, supported_op_types
+from kcc.frontends.onnx.validate import check_onnx_model
 from kcc.ir import Graph, TensorType
 
 
 def load_onnx(source: Any) -> onnx.ModelProto:
-    """An ONNX model from a ModelProto or a file; external data only from inside the file's folder."""
+    """An ONNX model from a ModelProto or a file; external data only from inside the file's folder.
+
+    The model is checked (validate.py: sizes, tensors, attributes, onnx.checker) before it is returned.
+    """
     if isinstance(source, onnx.ModelProto):
+        check_onnx_model(source, "the ONNX model")
         return source
     path = Path(source)
     try:
@@ -34,6 +39,7 @@ def load_onnx(source: Any) -> onnx.ModelProto:
     except Exception as e:  # protobuf raises DecodeError and friends
         raise ModelFileError(f"{path}: cannot read it as an ONNX model: {type(e).__name__}: {e}") from None
     _load_external_data(model, path)
+    check_onnx_model(model, str(path))
     return model
 
 

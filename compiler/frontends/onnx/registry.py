@@ -21,6 +21,7 @@ from onnx import helper
 
 from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError
+from kcc.formats.onnx_ops import IR_DTYPES
 from kcc.ir import Graph, Value, dtype_of
 from kcc.table import Table
 
@@ -35,8 +36,8 @@ HANDLERS: Table[Handler] = Table("ONNX op handler", _load_all)
 onnx_op = HANDLERS.register
 supported_op_types = HANDLERS.names
 
-# ONNX TensorProto element type -> IR dtype.
-ONNX_DTYPES: dict[int, str] = {1: "f32", 10: "f16", 11: "f32", 3: "i8", 6: "i32", 7: "i64", 2: "u8", 9: "bool"}
+# ONNX TensorProto element type -> IR dtype (the table the ONNX emitter reads inverted).
+ONNX_DTYPES: dict[int, str] = IR_DTYPES
 
 
 def handler_for(op_type: str) -> Handler | None:

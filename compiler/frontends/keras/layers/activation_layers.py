@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcc.frontends.keras.activations_more import keras_relu
+from kcc.frontends.keras.activations import keras_relu
 from kcc.frontends.keras.layers.normalization import ir_axes
-from kcc.frontends.keras.registry import LayerContext, keras_layer, to_ir_perm
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
+from kcc.layout import to_ir_perm
 from kcc.ir import Value
 
 
 @keras_layer("ReLU")
-def relu(ctx: LayerContext, x: Value) -> Value:
+def relu(ctx: KerasLayerContext, x: Value) -> Value:
     """relu / leaky_relu / thresholded_relu, capped by min for max_value."""
     mv = ctx.get("max_value")
     return keras_relu(ctx.op, x, float(ctx.get("negative_slope", 0.0) or 0.0),
@@ -18,26 +19,26 @@ def relu(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("LeakyReLU")
-def leaky_relu(ctx: LayerContext, x: Value) -> Value:
+def leaky_relu(ctx: KerasLayerContext, x: Value) -> Value:
     """leaky_relu with negative_slope."""
     slope = ctx.get("negative_slope", ctx.get("alpha", 0.3))
     return ctx.op.leaky_relu(x, alpha=float(slope))
 
 
 @keras_layer("ELU")
-def elu(ctx: LayerContext, x: Value) -> Value:
+def elu(ctx: KerasLayerContext, x: Value) -> Value:
     """elu with alpha."""
     return ctx.op.elu(x, alpha=float(ctx.get("alpha", 1.0)))
 
 
 @keras_layer("ThresholdedReLU")
-def thresholded_relu(ctx: LayerContext, x: Value) -> Value:
+def thresholded_relu(ctx: KerasLayerContext, x: Value) -> Value:
     """thresholded_relu with theta (tf.keras files)."""
     return ctx.op.thresholded_relu(x, alpha=float(ctx.get("theta", 1.0)))
 
 
 @keras_layer("PReLU")
-def prelu(ctx: LayerContext, x: Value) -> Value:
+def prelu(ctx: KerasLayerContext, x: Value) -> Value:
     """alpha has the Keras input shape without batch (shared axes are 1): re-laid out to IR order."""
     alpha = ctx.weight("alpha").astype(np.float32)
     a = alpha.reshape((1,) + alpha.shape)
@@ -46,7 +47,7 @@ def prelu(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("Softmax")
-def softmax(ctx: LayerContext, x: Value) -> Value:
+def softmax(ctx: KerasLayerContext, x: Value) -> Value:
     """One axis: the softmax op. Several: exp(x - max) / sum, over all of them."""
     axes = ir_axes(ctx, ctx.get("axis", -1), x.rank)
     if len(axes) == 1:

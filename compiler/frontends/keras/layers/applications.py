@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
 
 @keras_layer("LayerScale")
-def layer_scale(ctx: LayerContext, x: Value) -> Value:
+def layer_scale(ctx: KerasLayerContext, x: Value) -> Value:
     """x * gamma per channel (ConvNeXt)."""
     # Keras names the variable "gamma" in files but "variable" in memory (add_weight has no name).
     names = list(ctx.layer.weights)
@@ -24,7 +24,7 @@ def layer_scale(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("CustomScaleLayer")
-def custom_scale(ctx: LayerContext, xs) -> Value:
+def custom_scale(ctx: KerasLayerContext, xs) -> Value:
     """inputs[0] + inputs[1] * scale (InceptionResNetV2's residual scaling; elementwise, so layout-free)."""
     xs = list(xs) if isinstance(xs, (list, tuple)) else [xs]
     if len(xs) != 2 or xs[0].rank != xs[1].rank:

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 
 from kcc.frontends.keras.activations import apply_keras_activation
-from kcc.frontends.keras.registry import LayerContext
+from kcc.frontends.keras.registry import KerasLayerContext
 from kcc.ir import Value, is_static
 from kcc.ops.shapes import same_pads
 
@@ -26,7 +26,7 @@ def kernel_to_oihw(k: np.ndarray) -> np.ndarray:
     return np.transpose(k, (n + 1, n) + tuple(range(n)))
 
 
-def window_padding(ctx: LayerContext, x: Value, kernel: Sequence[int], strides: Sequence[int],
+def window_padding(ctx: KerasLayerContext, x: Value, kernel: Sequence[int], strides: Sequence[int],
                    dilations: Sequence[int], padding: str) -> dict:
     """IR pads/auto_pad attributes for Keras 'valid' / 'same' on ``x`` (IR layout)."""
     n = len(kernel)
@@ -41,12 +41,12 @@ def window_padding(ctx: LayerContext, x: Value, kernel: Sequence[int], strides: 
     raise ctx.fail(f"padding {padding!r} is not supported here (use 'valid' or 'same')")
 
 
-def activate(ctx: LayerContext, y: Value) -> Value:
+def activate(ctx: KerasLayerContext, y: Value) -> Value:
     """Apply the layer's ``activation=`` as separate IR nodes (fusion is a pass's job)."""
     return apply_keras_activation(ctx.op, y, ctx.get("activation"), ctx.name, ctx.keras2)
 
 
-def check_channels_last(ctx: LayerContext) -> None:
+def check_channels_last(ctx: KerasLayerContext) -> None:
     fmt = ctx.get("data_format") or "channels_last"
     if fmt != "channels_last":
         raise ctx.fail(f"data_format={fmt!r} is not supported; kcc reads channels_last models "

@@ -9,22 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 from kcc.frontends.keras.layers.common import activate, as_tuple, check_channels_last, kernel_to_oihw, window_padding
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
 
-def _causal(ctx: LayerContext, x: Value, kernel, dil) -> Value:
+def _causal(ctx: KerasLayerContext, x: Value, kernel, dil) -> Value:
     """Left-pad the time axis by the receptive field; a valid conv follows."""
     if x.rank != 3:
         raise ctx.fail("padding='causal' is only defined for 1-D convolutions")
     return ctx.op.pad(x, pads=(0, 0, (kernel[0] - 1) * dil[0], 0, 0, 0))
 
 
-def _bias(ctx: LayerContext) -> Value | None:
+def _bias(ctx: KerasLayerContext) -> Value | None:
     return ctx.const(ctx.weight("bias"), "bias") if ctx.get("use_bias", True) else None
 
 
-def _window(ctx: LayerContext, x: Value, kernel) -> tuple[Value, tuple, tuple, dict]:
+def _window(ctx: KerasLayerContext, x: Value, kernel) -> tuple[Value, tuple, tuple, dict]:
     """Strides, dilations and IR padding attributes for a conv-like layer on ``x``."""
     check_channels_last(ctx)
     n = x.rank - 2
@@ -37,7 +37,7 @@ def _window(ctx: LayerContext, x: Value, kernel) -> tuple[Value, tuple, tuple, d
 
 
 @keras_layer("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D")
-def conv(ctx: LayerContext, x: Value) -> Value:
+def conv(ctx: KerasLayerContext, x: Value) -> Value:
     """conv (OIHW weights, groups, dilation, same/valid/causal padding) + activation."""
     kernel = as_tuple(ctx.get("kernel_size"), x.rank - 2)
     x, strides, dil, pad_attrs = _window(ctx, x, kernel)
@@ -54,7 +54,7 @@ def depthwise_weight(k: np.ndarray) -> np.ndarray:
     return np.transpose(flat, (n,) + tuple(range(n)))[:, None]
 
 
-def _depthwise(ctx: LayerContext, x: Value, key: str, bias: Value | None) -> Value:
+def _depthwise(ctx: KerasLayerContext, x: Value, key: str, bias: Value | None) -> Value:
     kernel = as_tuple(ctx.get("kernel_size"), x.rank - 2)
     x, strides, dil, pad_attrs = _window(ctx, x, kernel)
     k = ctx.weight(key)
@@ -63,12 +63,12 @@ def _depthwise(ctx: LayerContext, x: Value, key: str, bias: Value | None) -> Val
 
 
 @keras_layer("DepthwiseConv1D", "DepthwiseConv2D")
-def depthwise_conv(ctx: LayerContext, x: Value) -> Value:
+def depthwise_conv(ctx: KerasLayerContext, x: Value) -> Value:
     return activate(ctx, _depthwise(ctx, x, "kernel", _bias(ctx)))
 
 
 @keras_layer("SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D")
-def separable_conv(ctx: LayerContext, x: Value) -> Value:
+def separable_conv(ctx: KerasLayerContext, x: Value) -> Value:
     """Depthwise (no bias) then a 1x1 pointwise conv carrying the bias."""
     y = _depthwise(ctx, x, "depthwise_kernel", None)
     pw = ctx.const(kernel_to_oihw(ctx.weight("pointwise_kernel")), "pointwise_kernel")
@@ -77,7 +77,7 @@ def separable_conv(ctx: LayerContext, x: Value) -> Value:
 
 @keras_layer("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
              "Convolution2DTranspose", "Convolution3DTranspose")
-def conv_transpose(ctx: LayerContext, x: Value) -> Value:
+def conv_transpose(ctx: KerasLayerContext, x: Value) -> Value:
     """Keras's output length, reached by cropping (pads) or zero-extending (output_padding) the full result.
 
     Full length is ``(in-1)*s + k_eff``; Keras wants ``in*s`` ('same'),

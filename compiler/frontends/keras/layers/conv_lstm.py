@@ -15,7 +15,7 @@ import numpy as np
 from kcc.frontends.keras.layers.common import as_tuple, check_channels_last, kernel_to_oihw
 from kcc.frontends.keras.layers.recurrent import (
     LSTM_ORDER, hard_sigmoid_alpha, ir_activation, reverse_time, to_time_major)
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value, is_static
 from kcc.ops.shapes import same_pads
 
@@ -25,7 +25,7 @@ def _reorder_gates(m: np.ndarray) -> np.ndarray:
     return np.concatenate([blocks[i] for i in LSTM_ORDER], axis=-1)
 
 
-def _pad_attrs(ctx: LayerContext, spatial: tuple, kernel, strides, dil) -> dict[str, Any]:
+def _pad_attrs(ctx: KerasLayerContext, spatial: tuple, kernel, strides, dil) -> dict[str, Any]:
     padding = ctx.get("padding", "valid")
     n = len(kernel)
     if padding == "valid":
@@ -39,7 +39,7 @@ def _pad_attrs(ctx: LayerContext, spatial: tuple, kernel, strides, dil) -> dict[
 
 
 @keras_layer("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
-def conv_lstm(ctx: LayerContext, x: Value, initial_state: Any = None, mask: Any = None) -> list[Value]:
+def conv_lstm(ctx: KerasLayerContext, x: Value, initial_state: Any = None, mask: Any = None) -> list[Value]:
     check_channels_last(ctx)
     if mask is not None:
         raise ctx.fail("masked sequences are not supported; remove the Masking layer / mask argument")

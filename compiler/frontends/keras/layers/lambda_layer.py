@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcc.errors import ConversionError
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
 
@@ -19,7 +19,7 @@ def _flat(x: Any) -> list[Value]:
 
 
 @keras_layer("Lambda")
-def lambda_layer(ctx: LayerContext, args: Any, **kwargs: Any) -> list[Value]:
+def lambda_layer(ctx: KerasLayerContext, args: Any, **kwargs: Any) -> list[Value]:
     """A custom conversion function if given, else the traced body (the same chain as custom layers)."""
     from kcc.frontends.keras.fallback import lower_unknown_layer
 

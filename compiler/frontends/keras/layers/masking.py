@@ -8,7 +8,7 @@ has no effect on the outputs and the layer converts as an identity.
 """
 from __future__ import annotations
 
-from kcc.frontends.keras.registry import LayerContext
+from kcc.frontends.keras.registry import KerasLayerContext
 from kcc.frontends.keras.spec import KerasModelSpec
 
 MASK_CONSUMERS = frozenset({
@@ -52,7 +52,7 @@ def _reaches_consumer(stack: list[KerasModelSpec], level: int, name: str, seen: 
     return None
 
 
-def check_mask_unused(ctx: LayerContext, what: str) -> None:
+def check_mask_unused(ctx: KerasLayerContext, what: str) -> None:
     """Raise a ConversionError when a layer downstream would read this layer's mask."""
     stack = ctx.spec_stack
     if not stack:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from functools import reduce
 
-from kcc.frontends.keras.registry import LayerContext, keras_layer, keras_shape
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
+from kcc.layout import keras_shape
 
 _BINARY = {"Add": "add", "Subtract": "sub", "Multiply": "mul", "Average": "add", "Maximum": "max",
            "Minimum": "min"}
 
 
-def _inputs(ctx: LayerContext, xs) -> list[Value]:
+def _inputs(ctx: KerasLayerContext, xs) -> list[Value]:
     xs = list(xs) if isinstance(xs, (list, tuple)) else [xs]
     if len({x.rank for x in xs}) != 1:
         raise ctx.fail(f"inputs of different ranks {[x.rank for x in xs]} are not supported; "
@@ -23,7 +24,7 @@ def _inputs(ctx: LayerContext, xs) -> list[Value]:
 
 
 @keras_layer(*_BINARY)
-def elementwise(ctx: LayerContext, xs, **kwargs: Value) -> Value:
+def elementwise(ctx: KerasLayerContext, xs, **kwargs: Value) -> Value:
     """add / sub / mul / max / min over the inputs (Average: sum * 1/n).
 
     Merge layers take a list; Keras 3's operator nodes of the same class names
@@ -43,7 +44,7 @@ def elementwise(ctx: LayerContext, xs, **kwargs: Value) -> Value:
     return y
 
 
-def _operator(ctx: LayerContext, first, kwargs: dict) -> Value:
+def _operator(ctx: KerasLayerContext, first, kwargs: dict) -> Value:
     """``x1 <op> x2`` from Keras 3 operator nodes: tensors, or scalar constants from the call."""
     raw = {k: v for k, v in ctx.call.kwargs.items()}
     operands = [first] + [kwargs.get(k, raw.get(k)) for k in sorted(raw)]
@@ -66,19 +67,19 @@ def _operator(ctx: LayerContext, first, kwargs: dict) -> Value:
 
 
 @keras_layer("Concatenate")
-def concatenate(ctx: LayerContext, xs) -> Value:
+def concatenate(ctx: KerasLayerContext, xs) -> Value:
     """concat on the mapped axis."""
     xs = _inputs(ctx, xs)
     return ctx.op.concat(*xs, axis=ctx.axis(int(ctx.get("axis", -1)), xs[0].rank))
 
 
-def _l2_normalize(ctx: LayerContext, x: Value, axis: int) -> Value:
+def _l2_normalize(ctx: KerasLayerContext, x: Value, axis: int) -> Value:
     """Keras normalize(x, axis): x * rsqrt(max(sum(x^2), 1e-14))."""
     ss = ctx.op.reduce_sum(ctx.op.mul(x, x), axes=(axis,), keepdims=True)
     return ctx.op.mul(x, ctx.op.rsqrt(ctx.op.max(ss, ctx.op.scalar(1e-14, x))))
 
 
-def _maybe_transpose(ctx: LayerContext, x: Value, perm: tuple[int, ...]) -> Value:
+def _maybe_transpose(ctx: KerasLayerContext, x: Value, perm: tuple[int, ...]) -> Value:
     return x if perm == tuple(range(len(perm))) else ctx.op.transpose(x, perm=perm)
 
 
@@ -92,7 +93,7 @@ def _merge_dims(dims) -> int:
 
 
 @keras_layer("Dot")
-def dot(ctx: LayerContext, xs) -> Value:
+def dot(ctx: KerasLayerContext, xs) -> Value:
     """batch_dot in Keras order: (N, rest_x, K) @ (N, K, rest_y) -> (N, rest_x..., rest_y...)."""
     x, y = list(xs)
     axes = ctx.get("axes")

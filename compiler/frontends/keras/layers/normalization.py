@@ -3,7 +3,9 @@
 Keras axes map to IR axes with ``ctx.axis``; per-axis parameters are laid out to
 broadcast in the IR layout. BatchNormalization on the channel axis becomes the
 ``batch_norm`` op (fold_batchnorm merges it into a conv/dense before it); on any
-other axis it is ``x * s + t`` with the folded constants.
+other axis it is ``x * s + t`` with the folded constants. A config without an
+``epsilon`` gets Keras's default for all three norms, which is the IR
+``batch_norm`` default (``BATCH_NORM_EPSILON``).
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from typing import Sequence
 
 import numpy as np
 
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
+from kcc.ops.normalization import BATCH_NORM_EPSILON
 
 
-def ir_axes(ctx: LayerContext, axes, rank: int) -> tuple[int, ...]:
+def ir_axes(ctx: KerasLayerContext, axes, rank: int) -> tuple[int, ...]:
     """Keras axis (int or list) -> the IR axes, in Keras's sorted order."""
     axes = [axes] if isinstance(axes, int) else list(axes)
     return tuple(ctx.axis(a, rank) for a in sorted(a % rank for a in axes))
@@ -29,12 +32,12 @@ def broadcast_param(p: np.ndarray, axes: Sequence[int], rank: int) -> np.ndarray
     return p.reshape(shape)
 
 
-def _param(ctx: LayerContext, key: str, enabled: bool, shape: tuple, fill: float) -> np.ndarray:
+def _param(ctx: KerasLayerContext, key: str, enabled: bool, shape: tuple, fill: float) -> np.ndarray:
     return ctx.weight(key).astype(np.float32) if enabled else np.full(shape, fill, np.float32)
 
 
 @keras_layer("BatchNormalization")
-def batch_norm(ctx: LayerContext, x: Value) -> Value:
+def batch_norm(ctx: KerasLayerContext, x: Value) -> Value:
     axes = ir_axes(ctx, ctx.get("axis", -1), x.rank)
     if len(axes) != 1:
         raise ctx.fail(f"axis={ctx.get('axis')}: BatchNormalization over several axes is not supported")
@@ -42,7 +45,7 @@ def batch_norm(ctx: LayerContext, x: Value) -> Value:
     var = ctx.weight("moving_variance").astype(np.float32)
     gamma = _param(ctx, "gamma", ctx.get("scale", True), mean.shape, 1.0)
     beta = _param(ctx, "beta", ctx.get("center", True), mean.shape, 0.0)
-    eps = float(ctx.get("epsilon", 1e-3))
+    eps = float(ctx.get("epsilon", BATCH_NORM_EPSILON))
     if axes == (1,):
         return ctx.op.batch_norm(x, ctx.const(gamma, "gamma"), ctx.const(beta, "beta"), ctx.const(mean, "mean"),
                                  ctx.const(var, "var"), epsilon=eps)
@@ -53,14 +56,14 @@ def batch_norm(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("LayerNormalization")
-def layer_norm(ctx: LayerContext, x: Value) -> Value:
+def layer_norm(ctx: KerasLayerContext, x: Value) -> Value:
     """The ``layer_norm`` op over the mapped axes; gamma/beta re-laid out to IR axis order."""
     keras_axes = ctx.get("axis", -1)
     keras_axes = [keras_axes] if isinstance(keras_axes, int) else list(keras_axes)
     ks = sorted(a % x.rank for a in keras_axes)
     axes = [ctx.axis(a, x.rank) for a in ks]                 # IR axis of each Keras axis, Keras order
     order = np.argsort(axes)                                  # Keras-order index of each sorted IR axis
-    eps = float(ctx.get("epsilon", 1e-3))
+    eps = float(ctx.get("epsilon", BATCH_NORM_EPSILON))
 
     def param(key: str, enabled: bool) -> Value | None:
         if not enabled:
@@ -83,14 +86,14 @@ def layer_norm(ctx: LayerContext, x: Value) -> Value:
     return ctx.op.layer_norm(x, gamma, beta, axes=tuple(sorted(axes)), epsilon=eps)
 
 
-def _per_channel(ctx: LayerContext, stats: Value, groups: int, channels: int, rank: int) -> Value:
+def _per_channel(ctx: KerasLayerContext, stats: Value, groups: int, channels: int, rank: int) -> Value:
     """(N, G, 1) group statistics -> (N, C, 1, ...) per channel."""
     t = ctx.op.tile(stats, repeats=(1, 1, channels // groups))
     return ctx.op.reshape(t, shape=(0, channels) + (1,) * (rank - 2))
 
 
 @keras_layer("GroupNormalization")
-def group_norm(ctx: LayerContext, x: Value) -> Value:
+def group_norm(ctx: KerasLayerContext, x: Value) -> Value:
     """Statistics per (sample, group) over the group's channels and all spatial positions."""
     if ctx.axis(ctx.get("axis", -1), x.rank) != 1:
         raise ctx.fail(f"axis={ctx.get('axis')}: only the channel axis (-1) is supported")
@@ -98,7 +101,7 @@ def group_norm(ctx: LayerContext, x: Value) -> Value:
     c = x.shape[1]
     if not isinstance(c, int) or c % groups:
         raise ctx.fail(f"{c} channels do not split into {groups} groups")
-    eps = float(ctx.get("epsilon", 1e-3))
+    eps = float(ctx.get("epsilon", BATCH_NORM_EPSILON))
     op = ctx.op
     xg = op.reshape(x, shape=(0, groups, -1))
     mean = op.reduce_mean(xg, axes=(2,), keepdims=True)
@@ -115,7 +118,7 @@ def group_norm(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("UnitNormalization")
-def unit_norm(ctx: LayerContext, x: Value) -> Value:
+def unit_norm(ctx: KerasLayerContext, x: Value) -> Value:
     """x * rsqrt(max(sum(x^2), 1e-24)) over the axes: Keras's L2 normalize with epsilon 1e-12."""
     axes = tuple(sorted(ir_axes(ctx, ctx.get("axis", -1), x.rank)))
     ss = ctx.op.reduce_sum(ctx.op.mul(x, x), axes=axes, keepdims=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from kcc.frontends.keras.layers.common import as_tuple, check_channels_last, window_padding
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
 _POOL_OPS = {
@@ -14,7 +14,7 @@ _POOL_OPS = {
 
 
 @keras_layer(*_POOL_OPS)
-def pool(ctx: LayerContext, x: Value) -> Value:
+def pool(ctx: KerasLayerContext, x: Value) -> Value:
     """max_pool / avg_pool (avg excludes padding, as Keras does)."""
     check_channels_last(ctx)
     n = x.rank - 2
@@ -30,7 +30,7 @@ _GLOBAL_CLASSES = [f"Global{k}Pooling{d}D" for k in ("Average", "Max") for d in 
 
 
 @keras_layer(*_GLOBAL_CLASSES)
-def global_pool(ctx: LayerContext, x: Value) -> Value:
+def global_pool(ctx: KerasLayerContext, x: Value) -> Value:
     """Reduce the spatial axes (IR 2..); keepdims=True keeps them as size 1 (Keras (N,1,..,C) = IR (N,C,1,..))."""
     check_channels_last(ctx)
     op = "reduce_max" if "Max" in ctx.layer.class_name else "reduce_mean"

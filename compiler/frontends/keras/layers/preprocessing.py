@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from kcc.frontends.keras.layers.common import check_channels_last
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value, is_static
 
 _EPSILON = 1e-7  # keras.backend.epsilon()
@@ -20,7 +20,7 @@ def _array(v: Any) -> np.ndarray:
     return np.asarray(v, dtype=np.float32)
 
 
-def _channel_param(ctx: LayerContext, p: np.ndarray, rank: int) -> np.ndarray:
+def _channel_param(ctx: KerasLayerContext, p: np.ndarray, rank: int) -> np.ndarray:
     """A scalar or per-channel (last Keras axis) parameter, broadcastable in the IR layout."""
     p = np.asarray(p, np.float32)
     if p.size == 1:
@@ -31,7 +31,7 @@ def _channel_param(ctx: LayerContext, p: np.ndarray, rank: int) -> np.ndarray:
 
 
 @keras_layer("Rescaling")
-def rescaling(ctx: LayerContext, x: Value) -> Value:
+def rescaling(ctx: KerasLayerContext, x: Value) -> Value:
     """x * scale + offset (scalars or per channel)."""
     scale = _channel_param(ctx, _array(ctx.get("scale", 1.0)), x.rank)
     offset = _channel_param(ctx, _array(ctx.get("offset", 0.0)), x.rank)
@@ -39,7 +39,7 @@ def rescaling(ctx: LayerContext, x: Value) -> Value:
     return ctx.op.add(y, ctx.const(offset, "offset")) if np.any(offset != 0) else y
 
 
-def _kept_param(ctx: LayerContext, p: np.ndarray, keep: list[int], x: Value) -> np.ndarray:
+def _kept_param(ctx: KerasLayerContext, p: np.ndarray, keep: list[int], x: Value) -> np.ndarray:
     """Normalization's mean/variance: dims of the kept Keras axes (Keras order) -> IR broadcast shape."""
     rank = x.rank
     ir = [ctx.axis(a, rank) for a in keep]
@@ -62,7 +62,7 @@ def _kept_param(ctx: LayerContext, p: np.ndarray, keep: list[int], x: Value) -> 
 
 
 @keras_layer("Normalization")
-def normalization(ctx: LayerContext, x: Value) -> Value:
+def normalization(ctx: KerasLayerContext, x: Value) -> Value:
     """(x - mean) / max(sqrt(variance), 1e-7); ``invert`` undoes it. Adapted values come from the weights."""
     axis = ctx.get("axis", (-1,))
     axis = [] if axis is None else ([axis] if isinstance(axis, int) else list(axis))
@@ -78,11 +78,11 @@ def normalization(ctx: LayerContext, x: Value) -> Value:
     return ctx.op.div(ctx.op.sub(x, ctx.const(mean, "mean")), ctx.const(std.astype(np.float32), "std"))
 
 
-def _crop(ctx: LayerContext, x: Value, top: int, left: int, h: int, w: int) -> Value:
+def _crop(ctx: KerasLayerContext, x: Value, top: int, left: int, h: int, w: int) -> Value:
     return ctx.op.slice(x, starts=(top, left), ends=(top + h, left + w), axes=(2, 3))
 
 
-def _resize(ctx: LayerContext, x: Value, height: int, width: int, interpolation: str,
+def _resize(ctx: KerasLayerContext, x: Value, height: int, width: int, interpolation: str,
             crop_to_aspect_ratio: bool) -> Value:
     if interpolation not in ("nearest", "bilinear"):
         raise ctx.fail(f"interpolation={interpolation!r} is not supported (use 'nearest' or 'bilinear')")
@@ -101,7 +101,7 @@ def _resize(ctx: LayerContext, x: Value, height: int, width: int, interpolation:
 
 
 @keras_layer("Resizing")
-def resizing(ctx: LayerContext, x: Value) -> Value:
+def resizing(ctx: KerasLayerContext, x: Value) -> Value:
     """resize (nearest/bilinear, TF half-pixel), optionally after a centre crop to the aspect ratio."""
     check_channels_last(ctx)
     if ctx.get("pad_to_aspect_ratio", False):
@@ -113,7 +113,7 @@ def resizing(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("CenterCrop")
-def center_crop(ctx: LayerContext, x: Value) -> Value:
+def center_crop(ctx: KerasLayerContext, x: Value) -> Value:
     """Crop the centre; an input smaller than the target is resized (cropped to aspect ratio), as Keras does."""
     check_channels_last(ctx)
     height, width = int(ctx.get("height")), int(ctx.get("width"))

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from kcc.builder import GraphBuilder
-from kcc.frontends.keras.activations import activation_name
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.activations import activation_name, keras_hard_sigmoid_alpha
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 from kcc.ops.recurrent import RECURRENT_ACTIVATIONS
 
@@ -70,7 +70,7 @@ class RecurrentSpec:
         return (0, 2, 1) if self.time_major else (1, 2, 0)
 
 
-def ir_activation(ctx: LayerContext, act: Any, what: str) -> str:
+def ir_activation(ctx: KerasLayerContext, act: Any, what: str) -> str:
     name = activation_name(act)
     name = _ACTIVATION_ALIASES.get(name, name)
     if name not in RECURRENT_ACTIVATIONS:
@@ -79,12 +79,12 @@ def ir_activation(ctx: LayerContext, act: Any, what: str) -> str:
     return name
 
 
-def hard_sigmoid_alpha(ctx: LayerContext) -> float:
+def hard_sigmoid_alpha(ctx: KerasLayerContext) -> float:
     """The slope of Keras's hard_sigmoid: 0.2 in Keras 2 (tf.keras) files, 1/6 in Keras 3."""
-    return 0.2 if ctx.keras2 else 1.0 / 6.0
+    return keras_hard_sigmoid_alpha(ctx.keras2)
 
 
-def recurrent_spec(ctx: LayerContext, class_name: str, config: dict[str, Any], prefix: str = "") -> RecurrentSpec:
+def recurrent_spec(ctx: KerasLayerContext, class_name: str, config: dict[str, Any], prefix: str = "") -> RecurrentSpec:
     """Read a SimpleRNN/LSTM/GRU/RNN(cell) config (flags from the layer, maths from the cell).
 
     ``prefix`` names the layer's weights inside a wrapper (``forward/``).
@@ -124,7 +124,7 @@ def recurrent_spec(ctx: LayerContext, class_name: str, config: dict[str, Any], p
                          time_major=bool(config.get("time_major", False)))
 
 
-def ir_weights(ctx: LayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def ir_weights(ctx: KerasLayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Keras kernel/recurrent_kernel/bias (under ``prefix``) -> IR w, r, b (see kcc.ops.recurrent)."""
     kernel = ctx.weight(prefix + "kernel")
     recurrent = ctx.weight(prefix + "recurrent_kernel")
@@ -152,7 +152,7 @@ def ir_weights(ctx: LayerContext, spec: RecurrentSpec, prefix: str) -> tuple[np.
     return w, r, b
 
 
-def to_time_major(ctx: LayerContext, x: Value, perm: tuple[int, ...]) -> Value:
+def to_time_major(ctx: KerasLayerContext, x: Value, perm: tuple[int, ...]) -> Value:
     """``transpose(x, perm)``, or the time-major value ``x`` was made from.
 
     A sequence another recurrent layer produced is ``transpose(y, perm_out)``;
@@ -166,11 +166,11 @@ def to_time_major(ctx: LayerContext, x: Value, perm: tuple[int, ...]) -> Value:
     return ctx.op.transpose(x, perm=perm)
 
 
-def reverse_time(ctx: LayerContext, y: Value, axis: int) -> Value:
+def reverse_time(ctx: KerasLayerContext, y: Value, axis: int) -> Value:
     return ctx.op.slice(y, starts=(-1,), ends=(-(2 ** 62),), axes=(axis,), steps=(-1,))
 
 
-def run_recurrent(ctx: LayerContext, spec: RecurrentSpec, x_tm: Value, states: list[Value], prefix: str = ""
+def run_recurrent(ctx: KerasLayerContext, spec: RecurrentSpec, x_tm: Value, states: list[Value], prefix: str = ""
                   ) -> tuple[Value, list[Value]]:
     """Emit the op on a time-major sequence: (y (T, N, H) at input positions, final states)."""
     w, r, b = ir_weights(ctx, spec, prefix)
@@ -193,14 +193,14 @@ def _split_call(x: Any, initial_state: Any) -> tuple[Value, list[Value]]:
     return x, list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
 
 
-def _check_input(ctx: LayerContext, x: Value, mask: Any) -> None:
+def _check_input(ctx: KerasLayerContext, x: Value, mask: Any) -> None:
     if mask is not None:
         raise ctx.fail("masked sequences are not supported; remove the Masking layer / mask argument")
     if x.rank != 3:
         raise ctx.fail(f"expects a (batch, time, features) sequence, got IR shape {x.shape}")
 
 
-def _keras_sequence(ctx: LayerContext, spec: RecurrentSpec, y_tm: Value) -> Value:
+def _keras_sequence(ctx: KerasLayerContext, spec: RecurrentSpec, y_tm: Value) -> Value:
     """The op's sequence output as the IR holds Keras's (N, T, H) -- (N, H, T) -- in Keras's time order."""
     if spec.go_backwards:
         y_tm = reverse_time(ctx, y_tm, 0)
@@ -208,7 +208,7 @@ def _keras_sequence(ctx: LayerContext, spec: RecurrentSpec, y_tm: Value) -> Valu
 
 
 @keras_layer("SimpleRNN", "LSTM", "GRU", "RNN")
-def recurrent(ctx: LayerContext, x: Any, initial_state: Any = None, mask: Any = None) -> list[Value]:
+def recurrent(ctx: KerasLayerContext, x: Any, initial_state: Any = None, mask: Any = None) -> list[Value]:
     x, states = _split_call(x, initial_state)
     _check_input(ctx, x, mask)
     spec = recurrent_spec(ctx, ctx.layer.class_name, ctx.config)
@@ -232,7 +232,7 @@ _MERGES: dict[str, Callable[[GraphBuilder, Value, Value], Value]] = {
 
 
 @keras_layer("Bidirectional")
-def bidirectional(ctx: LayerContext, x: Any, initial_state: Any = None, mask: Any = None) -> list[Value]:
+def bidirectional(ctx: KerasLayerContext, x: Any, initial_state: Any = None, mask: Any = None) -> list[Value]:
     """Two ops on the same time-major input, merged before the one transpose back."""
     x, states = _split_call(x, initial_state)
     _check_input(ctx, x, mask)

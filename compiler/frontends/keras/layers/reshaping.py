@@ -8,14 +8,14 @@ keeps the channel axis last, or only moves size-1 axes).
 from __future__ import annotations
 
 from kcc.frontends.keras.layers.common import as_tuple, check_channels_last
-from kcc.frontends.keras.registry import LayerContext, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
 _BIG = 2**62
 
 
 @keras_layer("Reshape")
-def reshape(ctx: LayerContext, x: Value) -> Value:
+def reshape(ctx: KerasLayerContext, x: Value) -> Value:
     """reshape in Keras order between layout transposes (folded when channels stay last)."""
     target = tuple(-1 if d is None else int(d) for d in ctx.get("target_shape"))
     y = ctx.op.reshape(ctx.to_keras_layout(x), shape=(0,) + target)
@@ -23,7 +23,7 @@ def reshape(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("Permute")
-def permute(ctx: LayerContext, x: Value) -> Value:
+def permute(ctx: KerasLayerContext, x: Value) -> Value:
     """transpose in Keras order; cancel_transposes composes the layout transposes."""
     dims = tuple(int(d) for d in ctx.get("dims"))
     y = ctx.op.transpose(ctx.to_keras_layout(x), perm=(0,) + dims)
@@ -31,7 +31,7 @@ def permute(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("RepeatVector")
-def repeat_vector(ctx: LayerContext, x: Value) -> Value:
+def repeat_vector(ctx: KerasLayerContext, x: Value) -> Value:
     """(N, F) -> Keras (N, n, F), which is IR (N, F, n): no transpose."""
     n = int(ctx.get("n"))
     return ctx.op.tile(ctx.op.unsqueeze(x, axes=(2,)), repeats=(1, 1, n))
@@ -53,7 +53,7 @@ def _pairs(value, n: int) -> list[tuple[int, int]]:
 
 
 @keras_layer("Cropping1D", "Cropping2D", "Cropping3D")
-def cropping(ctx: LayerContext, x: Value) -> Value:
+def cropping(ctx: KerasLayerContext, x: Value) -> Value:
     """slice of the spatial axes."""
     check_channels_last(ctx)
     n = x.rank - 2
@@ -66,7 +66,7 @@ def cropping(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")
-def zero_padding(ctx: LayerContext, x: Value) -> Value:
+def zero_padding(ctx: KerasLayerContext, x: Value) -> Value:
     """pad of the spatial axes with zeros."""
     check_channels_last(ctx)
     pairs = _pairs(ctx.get("padding"), x.rank - 2)
@@ -74,7 +74,7 @@ def zero_padding(ctx: LayerContext, x: Value) -> Value:
 
 
 @keras_layer("UpSampling1D", "UpSampling2D", "UpSampling3D")
-def upsampling(ctx: LayerContext, x: Value) -> Value:
+def upsampling(ctx: KerasLayerContext, x: Value) -> Value:
     """Integer factors: nearest (Keras repeats) or bilinear (TF half-pixel), as ``resize`` by scales."""
     check_channels_last(ctx)
     n = x.rank - 2

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcc.frontends.keras.registry import LayerContext, handler_for, keras_layer
+from kcc.frontends.keras.registry import KerasLayerContext, handler_for, keras_layer
 from kcc.frontends.keras.spec import KerasLayer
 from kcc.ir import Value
 
@@ -31,7 +31,7 @@ def _swap_1_2(rank: int) -> tuple[int, ...]:
     return (0, 2, 1) + tuple(range(3, rank))
 
 
-def inner_context(ctx: LayerContext, key: str = "layer", prefix: str = "layer/") -> LayerContext:
+def inner_context(ctx: KerasLayerContext, key: str = "layer", prefix: str = "layer/") -> KerasLayerContext:
     """A context for the wrapped layer: its class, config and the wrapper's ``prefix`` weights."""
     inner = ctx.config[key]
     cfg = inner["config"]
@@ -39,12 +39,12 @@ def inner_context(ctx: LayerContext, key: str = "layer", prefix: str = "layer/")
     layer = KerasLayer(name=f"{ctx.name}/{cfg.get('name', inner['class_name'])}", class_name=inner["class_name"],
                        config=cfg, weights=weights, calls=ctx.layer.calls,
                        live=getattr(ctx.layer.live, key, None))
-    return LayerContext(ctx.graph, layer, ctx.call, ctx.call_index, f"{ctx.origin}/{cfg.get('name', '')}",
+    return KerasLayerContext(ctx.graph, layer, ctx.call, ctx.call_index, f"{ctx.origin}/{cfg.get('name', '')}",
                         ctx.options, ctx.spec_stack)
 
 
 @keras_layer("TimeDistributed")
-def time_distributed(ctx: LayerContext, x: Value, mask: Any = None) -> Value:
+def time_distributed(ctx: KerasLayerContext, x: Value, mask: Any = None) -> Value:
     if mask is not None:
         raise ctx.fail("masked sequences are not supported; remove the Masking layer / mask argument")
     if x.rank < 3:

@@ -1,2 +1,2 @@
 """ONNX op handlers, one module per family. Importing this package registers them."""
-from kcc.frontends.onnx.ops import onnx_math, onnx_nn, onnx_spatial, onnx_tensor  # noqa: F401
+from kcc.frontends.onnx.ops import onnx_math, onnx_nn, onnx_spatial, onnx_table, onnx_tensor  # noqa: F401

@@ -1,41 +1,33 @@
-"""ONNX elementwise math, activations, reductions, casts -> IR."""
+"""ONNX math that needs more than a renaming -> IR: Pow, variadic Max/Min/Sum/Mean, Selu, Clip, Softmax,
+Cast, reductions, global pools, ArgMax/ArgMin, OneHot, IsInf, CumSum.
+
+One-to-one ops (Relu, Add, Gelu, Greater, ...) are rows of kcc.formats.onnx_ops,
+read by onnx_table.py.
+"""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
+from kcc.formats.onnx_ops import BY_ONNX, ROWS, fixed_match, ir_attrs
 from kcc.frontends.onnx.registry import OnnxNodeContext, ir_dtype, onnx_op
 from kcc.ir import DTYPES, Value
 
-# ONNX op -> IR op, for ops whose inputs and attributes map one to one.
-_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow"}
-_UNARY = {"Neg": "neg", "Abs": "abs", "Sqrt": "sqrt", "Reciprocal": "reciprocal", "Exp": "exp", "Log": "log",
-          "Sin": "sin", "Cos": "cos", "Tan": "tan", "Erf": "erf", "Floor": "floor", "Ceil": "ceil",
-          "Round": "round", "Sign": "sign", "Identity": "identity", "Relu": "relu", "Sigmoid": "sigmoid",
-          "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign", "HardSwish": "hard_silu",
-          "Mish": "mish", "Selu": "selu"}
-# ONNX op -> (IR op, {ONNX attribute: (IR attribute, ONNX default)})
-_UNARY_ATTRS = {
-    "LeakyRelu": ("leaky_relu", {"alpha": ("alpha", 0.01)}),
-    "Elu": ("elu", {"alpha": ("alpha", 1.0)}),
-    "ThresholdedRelu": ("thresholded_relu", {"alpha": ("alpha", 1.0)}),
-    "HardSigmoid": ("hard_sigmoid", {"alpha": ("alpha", 0.2), "beta": ("beta", 0.5)}),
-}
-_SELU = (1.6732632423543772, 1.0507009873554805)
 
-
-@onnx_op(*_BINARY)
-def binary(ctx: OnnxNodeContext) -> Value:
+@onnx_op("Pow")
+def pow_(ctx: OnnxNodeContext) -> Value:
+    """Pow with the exponent cast to the base's dtype (ONNX allows them to differ; the IR does not)."""
     a, b = ctx.value(0), ctx.value(1)
-    if ctx.node.op_type == "Pow" and b.dtype != a.dtype:
+    if b.dtype != a.dtype:
         b = ctx.op.cast(b, to=a.dtype)
-    return getattr(ctx.op, _BINARY[ctx.node.op_type])(a, b)
+    return getattr(ctx.op, BY_ONNX["Pow"].ir)(a, b)
 
 
 @onnx_op("Max", "Min", "Sum", "Mean")
 def variadic(ctx: OnnxNodeContext) -> Value:
-    op = {"Max": "max", "Min": "min", "Sum": "add", "Mean": "add"}[ctx.node.op_type]
+    """Any number of inputs -> a chain of binary ops (Mean: their sum over the count)."""
+    op = {"Max": BY_ONNX["Max"].ir, "Min": BY_ONNX["Min"].ir, "Sum": "add", "Mean": "add"}[ctx.node.op_type]
     xs = ctx.values()
     out = xs[0]
     for x in xs[1:]:
@@ -45,25 +37,15 @@ def variadic(ctx: OnnxNodeContext) -> Value:
     return out
 
 
-@onnx_op(*_UNARY)
-def unary(ctx: OnnxNodeContext) -> Value:
-    op = _UNARY[ctx.node.op_type]
-    if op == "selu" and (ctx.attr("alpha", _SELU[0]), ctx.attr("gamma", _SELU[1])) != _SELU:
-        x = ctx.value(0)
-        alpha, gamma = ctx.attr("alpha", _SELU[0]), ctx.attr("gamma", _SELU[1])
-        return ctx.op.mul(ctx.op.elu(x, alpha=alpha), ctx.op.scalar(gamma, x))
-    return getattr(ctx.op, op)(ctx.value(0))
-
-
-@onnx_op(*_UNARY_ATTRS)
-def unary_attrs(ctx: OnnxNodeContext) -> Value:
-    op, table = _UNARY_ATTRS[ctx.node.op_type]
-    return getattr(ctx.op, op)(ctx.value(0), **{ir: float(ctx.attr(k, d)) for k, (ir, d) in table.items()})
-
-
-@onnx_op("Gelu")
-def gelu(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.gelu(ctx.value(0), approximate=ctx.attr("approximate", "none") == "tanh")
+@onnx_op("Selu")
+def selu(ctx: OnnxNodeContext) -> Value:
+    """The IR's selu when alpha and gamma are its constants; else gamma * elu(x, alpha)."""
+    row = BY_ONNX["Selu"]
+    if fixed_match(row, ctx.attrs):
+        return ctx.op.selu(ctx.value(0))
+    x = ctx.value(0)
+    alpha, gamma = (float(ctx.attr(k, v)) for k, v in row.fixed.items())
+    return ctx.op.mul(ctx.op.elu(x, alpha=alpha), ctx.op.scalar(gamma, x))
 
 
 @onnx_op("Clip")
@@ -76,11 +58,6 @@ def clip(ctx: OnnxNodeContext) -> Value:
     return ctx.op.clip(ctx.value(0), min=float(lo), max=float(hi))
 
 
-@onnx_op("PRelu")
-def prelu(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.prelu(ctx.value(0), ctx.value(1))
-
-
 @onnx_op("Softmax", "LogSoftmax")
 def softmax(ctx: OnnxNodeContext) -> Value:
     x = ctx.value(0)
@@ -88,8 +65,7 @@ def softmax(ctx: OnnxNodeContext) -> Value:
     if ctx.opset < 13 and axis % x.rank != x.rank - 1:
         raise ctx.fail(f"opset {ctx.opset} {ctx.node.op_type} flattens from axis {axis}; only the last axis "
                        "is supported for opsets below 13")
-    op = "softmax" if ctx.node.op_type == "Softmax" else "log_softmax"
-    return getattr(ctx.op, op)(x, axis=axis)
+    return getattr(ctx.op, BY_ONNX[ctx.node.op_type].ir)(x, axis=axis)
 
 
 @onnx_op("Cast")
@@ -99,9 +75,9 @@ def cast(ctx: OnnxNodeContext) -> Value:
     return x if x.dtype == to else ctx.op.cast(x, to=to)
 
 
-_REDUCE = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max",
-           "ReduceMin": "reduce_min", "ReduceProd": "reduce_prod", "ReduceSumSquare": "reduce_sum",
-           "ReduceL2": "reduce_sum"}
+# ONNX reduction -> IR op: the table's rows, plus two that square first (and take the root).
+_REDUCE = {**{r.onnx: r.ir for r in ROWS if r.ir.startswith("reduce_")},
+           "ReduceSumSquare": "reduce_sum", "ReduceL2": "reduce_sum"}
 
 
 @onnx_op(*_REDUCE)
@@ -133,8 +109,8 @@ def global_pool(ctx: OnnxNodeContext) -> Value:
 def arg(ctx: OnnxNodeContext) -> Value:
     if ctx.attr("select_last_index", 0):
         raise ctx.fail("select_last_index=1 is not supported")
-    op = "argmax" if ctx.node.op_type == "ArgMax" else "argmin"
-    return getattr(ctx.op, op)(ctx.value(0), axis=ctx.attr("axis", 0), keepdims=bool(ctx.attr("keepdims", 1)))
+    row = BY_ONNX[ctx.node.op_type]
+    return getattr(ctx.op, row.ir)(ctx.value(0), **ir_attrs(row, ctx.attrs))
 
 
 @onnx_op("OneHot")
@@ -149,25 +125,6 @@ def one_hot(ctx: OnnxNodeContext) -> Value:
                           on_value=float(values[1]), dtype=dtype)
 
 
-_COMPARE = {"Greater": "greater", "Less": "less", "Equal": "equal", "GreaterOrEqual": "greater_equal",
-            "LessOrEqual": "less_equal", "And": "logical_and", "Or": "logical_or", "Xor": "logical_xor"}
-
-
-@onnx_op(*_COMPARE)
-def compare(ctx: OnnxNodeContext) -> Value:
-    return getattr(ctx.op, _COMPARE[ctx.node.op_type])(ctx.value(0), ctx.value(1))
-
-
-@onnx_op("Not")
-def logical_not(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.logical_not(ctx.value(0))
-
-
-@onnx_op("IsNaN")
-def is_nan(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.is_nan(ctx.value(0))
-
-
 @onnx_op("IsInf")
 def is_inf(ctx: OnnxNodeContext) -> Value:
     x = ctx.value(0)
@@ -176,11 +133,6 @@ def is_inf(ctx: OnnxNodeContext) -> Value:
         return ctx.op.is_inf(x)
     inf = ctx.op.scalar(float("inf") if pos else float("-inf"), x)
     return ctx.op.equal(x, inf) if (pos or neg) else ctx.op.logical_and(ctx.op.is_inf(x), ctx.op.is_nan(x))
-
-
-@onnx_op("Where")
-def where(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.where(ctx.value(0), ctx.value(1), ctx.value(2))
 
 
 @onnx_op("CumSum")

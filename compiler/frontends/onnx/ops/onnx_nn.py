@@ -1,6 +1,7 @@
 """ONNX convolution, pooling, Gemm/MatMul and batch norm -> IR (both already NCHW)."""
 from __future__ import annotations
 
+from kcc.formats.onnx_ops import BY_ONNX, ir_attrs
 from kcc.frontends.onnx.registry import OnnxNodeContext, onnx_op
 from kcc.ir import Value
 
@@ -81,4 +82,4 @@ def gemm(ctx: OnnxNodeContext) -> Value:
 def batch_norm(ctx: OnnxNodeContext) -> Value:
     if len([o for o in ctx.node.output if o]) > 1:
         raise ctx.fail("training-mode BatchNormalization (running statistics outputs) is not supported")
-    return ctx.op.batch_norm(*[ctx.value(i) for i in range(5)], epsilon=float(ctx.attr("epsilon", 1e-5)))
+    return ctx.op.batch_norm(*[ctx.value(i) for i in range(5)], **ir_attrs(BY_ONNX["BatchNormalization"], ctx.attrs))

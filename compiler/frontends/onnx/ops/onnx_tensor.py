@@ -1,4 +1,7 @@
-"""ONNX data movement -> IR: Transpose, Reshape, Flatten, Concat, Pad, Slice, Squeeze, Gather, Split, ..."""
+"""ONNX data movement -> IR: Transpose, Reshape, Flatten, Pad, Slice, Squeeze, Gather, Split, ...
+
+(Concat is a row of kcc.formats.onnx_ops, read by onnx_table.py.)
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -47,11 +50,6 @@ def reshape(ctx: OnnxNodeContext) -> Value:
 def flatten(ctx: OnnxNodeContext) -> Value:
     x = ctx.value(0)
     return ctx.op.flatten(x, axis=ctx.attr("axis", 1) % (x.rank + 1) if ctx.attr("axis", 1) < 0 else ctx.attr("axis", 1))
-
-
-@onnx_op("Concat")
-def concat(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.concat(*ctx.values(), axis=ctx.attr("axis"))
 
 
 @onnx_op("Pad")

@@ -1,0 +1,237 @@
+"""Handlers for the ND NeuralNetwork layers (specification 4+, exact array mapping): a blob is the IR value.
+
+Axes may be negative in the spec; they are made non-negative here against the
+input's rank. ``batchedMatmul`` stores its weights as ``(C_out, C_in)``
+(``weightMatrixSecondDimension`` rows): transposed into the IR matmul's right
+operand ``(C_in, C_out)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kcc.frontends.coreml.nn_context import NNLayerContext, nn_layer
+from kcc.ir import Value
+
+
+def _axes(values, rank: int) -> tuple[int, ...]:
+    return tuple(int(a) % rank for a in values)
+
+
+@nn_layer("transpose")
+def _transpose(ctx: NNLayerContext) -> Value:
+    return ctx.node("transpose", [ctx.x], {"perm": _axes(ctx.params.axes, ctx.x.rank)})
+
+
+@nn_layer("concatND")
+def _concat_nd(ctx: NNLayerContext) -> Value:
+    return ctx.node("concat", ctx.inputs, {"axis": int(ctx.params.axis) % ctx.x.rank})
+
+
+@nn_layer("splitND")
+def _split_nd(ctx: NNLayerContext) -> list[Value]:
+    p = ctx.params
+    axis = int(p.axis) % ctx.x.rank
+    n = len(ctx.layer.output)
+    sizes = tuple(int(s) for s in p.splitSizes)
+    if not sizes:
+        sizes = (ctx.x.shape[axis] // n,) * n
+    return list(ctx.node("split", [ctx.x], {"axis": axis, "sizes": sizes}, n_outputs=n))
+
+
+@nn_layer("squeeze")
+def _squeeze(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    axes = _axes(p.axes, ctx.x.rank) if not p.squeezeAll else tuple(i for i, d in enumerate(ctx.x.shape) if d == 1)
+    return ctx.node("squeeze", [ctx.x], {"axes": axes})
+
+
+@nn_layer("expandDims")
+def _expand_dims(ctx: NNLayerContext) -> Value:
+    rank = ctx.x.rank + len(ctx.params.axes)
+    return ctx.node("unsqueeze", [ctx.x], {"axes": tuple(sorted(_axes(ctx.params.axes, rank)))})
+
+
+@nn_layer("reshapeStatic")
+def _reshape_static(ctx: NNLayerContext) -> Value:
+    return ctx.node("reshape", [ctx.x], {"shape": tuple(int(d) for d in ctx.params.targetShape)})
+
+
+@nn_layer("flattenTo2D")
+def _flatten_2d(ctx: NNLayerContext) -> Value:
+    return ctx.node("flatten", [ctx.x], {"axis": int(ctx.params.axis) % (ctx.x.rank + 1)})
+
+
+@nn_layer("softmaxND")
+def _softmax_nd(ctx: NNLayerContext) -> Value:
+    return ctx.node("softmax", [ctx.x], {"axis": int(ctx.params.axis) % ctx.x.rank})
+
+
+@nn_layer("batchedMatmul")
+def _batched_matmul(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    if p.int8DynamicQuantize:
+        raise ctx.unsupported("batchedMatmul with int8DynamicQuantize")
+    a = ctx.x
+    if p.transposeA:
+        a = ctx.node("transpose", [a], {"perm": tuple(range(a.rank - 2)) + (a.rank - 1, a.rank - 2)})
+    if len(ctx.inputs) > 1:
+        b = ctx.inputs[1]
+        if p.transposeB:
+            b = ctx.node("transpose", [b], {"perm": tuple(range(b.rank - 2)) + (b.rank - 1, b.rank - 2)})
+        return ctx.node("matmul", [a, b])
+    w = ctx.weights(p.weights, (p.weightMatrixSecondDimension, p.weightMatrixFirstDimension), "weights").T
+    y = ctx.node("matmul", [a, ctx.const(np.ascontiguousarray(w))])
+    if p.hasBias:
+        y = ctx.node("add", [y, ctx.const(ctx.weights(p.bias, (p.weightMatrixSecondDimension,), "bias"), "b")])
+    return y
+
+
+@nn_layer("layerNormalization")
+def _layer_norm(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    shape = tuple(int(d) for d in p.normalizedShape)
+    axes = tuple(range(ctx.x.rank - len(shape), ctx.x.rank))
+    gamma = ctx.const(ctx.weights(p.gamma, shape, "gamma"), "gamma")
+    beta = ctx.const(ctx.weights(p.beta, shape, "beta"), "beta")
+    return ctx.node("layer_norm", [ctx.x, gamma, beta], {"axes": axes, "epsilon": float(np.float32(p.eps))})
+
+
+@nn_layer("loadConstantND")
+def _load_constant_nd(ctx: NNLayerContext) -> Value:
+    shape = [int(d) for d in ctx.params.shape]
+    return ctx.const(ctx.weights(ctx.params.data, shape, "data"), "data")
+
+
+@nn_layer("sliceStatic")
+def _slice_static(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    starts, ends, axes, steps = [], [], [], []
+    for i, d in enumerate(ctx.x.shape):
+        b, e = int(p.beginIds[i]), int(p.endIds[i])
+        s = int(p.strides[i]) if len(p.strides) else 1
+        if len(p.beginMasks) and p.beginMasks[i]:
+            b = 0 if s > 0 else -1
+        if len(p.endMasks) and p.endMasks[i]:
+            e = np.iinfo(np.int64).max if s > 0 else np.iinfo(np.int64).min
+        if len(p.squeezeMasks) and p.squeezeMasks[i]:
+            e = b + 1 if b != -1 else np.iinfo(np.int64).max
+        if (b, e, s) == (0, np.iinfo(np.int64).max, 1) or (isinstance(d, int) and (b, e, s) == (0, d, 1)):
+            continue
+        starts.append(b), ends.append(e), axes.append(i), steps.append(s)
+    y = ctx.node("slice", [ctx.x], {"starts": tuple(starts), "ends": tuple(ends), "axes": tuple(axes),
+                                    "steps": tuple(steps)}) if axes else ctx.node("identity", [ctx.x])
+    squeeze = tuple(i for i, m in enumerate(p.squeezeMasks) if m)
+    return ctx.node("squeeze", [y], {"axes": squeeze}) if squeeze else y
+
+
+@nn_layer("tile")
+def _tile(ctx: NNLayerContext) -> Value:
+    return ctx.node("tile", [ctx.x], {"repeats": tuple(int(r) for r in ctx.params.reps)})
+
+
+@nn_layer("reverse")
+def _reverse(ctx: NNLayerContext) -> Value:
+    axes = tuple(i for i, r in enumerate(ctx.params.reverseDim) if r)
+    n = len(axes)
+    return ctx.node("slice", [ctx.x], {"starts": (-1,) * n, "ends": (np.iinfo(np.int64).min,) * n, "axes": axes,
+                                       "steps": (-1,) * n})
+
+
+@nn_layer("whereBroadcastable")
+def _where(ctx: NNLayerContext) -> Value:
+    cond = ctx.node("logical_not", [ctx.node("equal", [ctx.inputs[0], ctx.const(np.float32(0), "zero")])])
+    return ctx.node("where", [cond, ctx.inputs[1], ctx.inputs[2]])
+
+
+@nn_layer("gather")
+def _gather(ctx: NNLayerContext) -> Value:
+    idx = ctx.node("cast", [ctx.inputs[1]], {"to": "i64"})
+    return ctx.node("gather", [ctx.x, idx], {"axis": int(ctx.params.axis) % ctx.x.rank})
+
+
+@nn_layer("argMax", "argMin")
+def _arg(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    y = ctx.node(ctx.kind.lower(), [ctx.x], {"axis": int(p.axis) % ctx.x.rank, "keepdims": not p.removeDim})
+    return ctx.node("cast", [y], {"to": "f32"})
+
+
+@nn_layer("cumSum")
+def _cumsum(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    return ctx.node("cumsum", [ctx.x], {"axis": int(p.axis) % ctx.x.rank, "exclusive": bool(p.excludeFinalSum),
+                                        "reverse": bool(p.reverse)})
+
+
+@nn_layer("fillLike")
+def _fill_like(ctx: NNLayerContext) -> Value:
+    return ctx.node("fill_like", [ctx.x], {"value": float(ctx.params.value)})
+
+
+@nn_layer("oneHot")
+def _one_hot(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    idx = ctx.node("cast", [ctx.x], {"to": "i64"})
+    return ctx.node("one_hot", [idx], {"depth": int(p.oneHotVectorSize), "axis": int(p.axis),
+                                       "on_value": float(p.onValue), "off_value": float(p.offValue)})
+
+
+_ND_REDUCE = {"reduceSum": "reduce_sum", "reduceMean": "reduce_mean", "reduceProd": "reduce_prod",
+              "reduceMax": "reduce_max", "reduceMin": "reduce_min"}
+
+
+@nn_layer(*_ND_REDUCE)
+def _reduce_nd(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    axes = tuple(range(ctx.x.rank)) if p.reduceAll else _axes(p.axes, ctx.x.rank)
+    return ctx.node(_ND_REDUCE[ctx.kind], [ctx.x], {"axes": axes, "keepdims": bool(p.keepDims)})
+
+
+@nn_layer("constantPad")
+def _constant_pad(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+    if p.padToGivenOutputSizeMode:
+        raise ctx.unsupported("constantPad with padToGivenOutputSizeMode")
+    amounts = [int(a) for a in p.padAmounts]
+    begins, ends = amounts[0::2], amounts[1::2]
+    return ctx.node("pad", [ctx.x], {"pads": tuple(begins) + tuple(ends), "mode": "constant",
+                                     "value": float(p.value)})
+
+
+@nn_layer("copy")
+def _copy(ctx: NNLayerContext) -> Value:
+    return ctx.node("identity", [ctx.x])
+
+
+@nn_layer("stack")
+def _stack(ctx: NNLayerContext) -> Value:
+    axis = int(ctx.params.axis) % (ctx.x.rank + 1)
+    return ctx.node("concat", [ctx.node("unsqueeze", [v], {"axes": (axis,)}) for v in ctx.inputs], {"axis": axis})
+
+
+@nn_layer("embeddingND")
+def _embedding_nd(ctx: NNLayerContext) -> Value:
+    """Indices ``(..., 1)`` -> ``(..., E)``; weights ``(E, vocab)``."""
+    p = ctx.params
+    w = ctx.weights(p.weights, (p.embeddingSize, p.vocabSize), "weights").T
+    if p.hasBias:
+        w = w + ctx.weights(p.bias, (p.embeddingSize,), "bias")
+    idx = ctx.node("cast", [ctx.node("squeeze", [ctx.x], {"axes": (ctx.x.rank - 1,)})], {"to": "i64"})
+    return ctx.node("gather", [ctx.const(np.ascontiguousarray(w, dtype=np.float32)), idx], {"axis": 0})
+
+
+@nn_layer("fillStatic")
+def _fill_static(ctx: NNLayerContext) -> Value:
+    shape = tuple(int(d) for d in ctx.params.targetShape)
+    return ctx.const(np.full(shape, ctx.params.value, np.float32), "fill")
+
+
+@nn_layer("broadcastToStatic")
+def _broadcast_static(ctx: NNLayerContext) -> Value:
+    shape = tuple(int(d) for d in ctx.params.targetShape)
+    return ctx.node("add", [ctx.x, ctx.const(np.zeros(shape, np.float32), "zeros")])
+
+
+@nn_layer("broadcastToLike")
+def _broadcast_like(ctx: NNLayerContext) -> Value:
+    return ctx.node("add", [ctx.x, ctx.node("fill_like", [ctx.inputs[1]], {"value": 0.0})])
