@@ -27,7 +27,7 @@ ACTIVATIONS: dict[str, str] = {
 # IR op -> keras.ops function name.
 UNARY_OPS: dict[str, str] = {
     "neg": "negative", "abs": "absolute", "sqrt": "sqrt", "rsqrt": "rsqrt", "square": "square", "log": "log",
-    "sin": "sin", "cos": "cos", "tan": "tan", "erf": "erf", "floor": "floor", "ceil": "ceil", "round": "round",
+    "sin": "sin", "cos": "cos", "tan": "tan", "atan": "arctan", "erf": "erf", "floor": "floor", "ceil": "ceil", "round": "round",
     "sign": "sign", "is_inf": "isinf", "is_nan": "isnan", "logical_not": "logical_not",
 }
 

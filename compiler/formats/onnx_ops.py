@@ -90,6 +90,7 @@ ROWS: tuple[OpMap, ...] = (
     OpMap("exp", "Exp"),
     OpMap("log", "Log"),
     OpMap("sin", "Sin"),
+    OpMap("atan", "Atan"),
     OpMap("cos", "Cos"),
     OpMap("tan", "Tan"),
     OpMap("erf", "Erf"),

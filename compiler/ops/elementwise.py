@@ -56,6 +56,7 @@ _UNARY_MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sin": np.sin,
     "cos": np.cos,
     "tan": np.tan,
+    "atan": np.arctan,
     "erf": _erf,
     "floor": np.floor,
     "ceil": np.ceil,

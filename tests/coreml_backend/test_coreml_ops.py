@@ -45,7 +45,7 @@ def case(name: str, build: Build, shapes: list[tuple[int, ...]] | None = None, k
 
 
 for _name in ("relu", "sigmoid", "tanh", "softsign", "softplus", "selu", "silu", "hard_silu", "mish", "neg",
-              "abs", "exp", "square", "sin", "cos", "tan", "erf", "floor", "ceil", "sign", "identity"):
+              "abs", "exp", "square", "sin", "cos", "tan", "atan", "erf", "floor", "ceil", "sign", "identity"):
     case(_name, lambda op, x, n=_name: getattr(op, n)(x))
 for _name in ("log", "sqrt", "rsqrt", "reciprocal"):
     case(_name, lambda op, x, n=_name: getattr(op, n)(x), kind="positive")

@@ -30,6 +30,7 @@ LIBRARY: list[Entry] = [
     ("exp_log", V, lambda x: tf.exp(x * 0.5) + tf.math.log(tf.abs(x) + 1e-2), {}),
     ("abs_neg", V, lambda x: tf.abs(x) - tf.negative(x) * 0.5, {}),
     ("sin_cos_tanh", V, lambda x: tf.sin(x) * tf.cos(x) + tf.tanh(x), {}),
+    ("atan", V, lambda x: tf.atan(x * 2.0), {}),
     ("sigmoid_erf", V, lambda x: tf.sigmoid(x) + tf.math.erf(x), {}),
     ("floor_ceil_round", V, lambda x: tf.floor(x * 3.0) + tf.math.ceil(x * 2.0) + tf.round(x * 5.0), {}),
     ("min_max", V, lambda x: tf.minimum(x, 0.3) + tf.maximum(x, -0.2) + tf.maximum(x, x * x), {}),

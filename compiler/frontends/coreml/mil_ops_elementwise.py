@@ -51,7 +51,7 @@ def mod(ctx: MilOpContext) -> Value:
 
 
 _UNARY = {"abs": "abs", "ceil": "ceil", "cos": "cos", "exp": "exp", "floor": "floor", "round": "round",
-          "sign": "sign", "sin": "sin", "sqrt": "sqrt", "square": "square", "tan": "tan", "tanh": "tanh",
+          "sign": "sign", "sin": "sin", "sqrt": "sqrt", "square": "square", "tan": "tan", "atan": "atan", "tanh": "tanh",
           "logical_not": "logical_not", "erf": "erf", "identity": "identity"}
 
 
