@@ -2,9 +2,8 @@
 
 Passes themselves (the ``Pass`` base class, ``RewritePass``, the pass table and
 ``register_pass``) are declared in kcc.passes.base; a pass imports them from
-there, never from this module. They are re-exported here for callers of the
-pipeline, resolved on first use, so importing the pipeline does not import
-every pass (the pass modules are loaded when a pass is first looked up).
+there, never from this module. Importing the pipeline imports kcc.passes, which
+registers every pass.
 
 A pipeline is an explicit, named list of configured passes. Ordering rules are
 data: a pass lists in ``after`` the passes that must come before it when both
@@ -17,45 +16,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from kcc import dump, interpreter, progress
 from kcc.errors import ConversionError, IRError, KccError, OptionError
+import kcc.passes  # noqa: F401  (importing the package registers every pass)
 from kcc.ir import Graph
-
-if TYPE_CHECKING:
-    from kcc.passes.base import Pass
-
-_REEXPORTED = ("PASSES", "Pass", "RewritePass", "register_pass")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _REEXPORTED:
-        import kcc.passes.base
-
-        return getattr(kcc.passes.base, name)
-    raise AttributeError(f"module 'kcc.pipeline' has no attribute {name!r}")
-
-
-def _pass_table():
-    import kcc.passes  # noqa: F401  (importing the package registers every pass)
-    from kcc.passes.base import PASSES
-
-    return PASSES
+from kcc.passes.base import PASSES, Pass
 
 
 def get_pass(name: str) -> type[Pass]:
-    table = _pass_table()
     try:
-        return table[name]
+        return PASSES[name]
     except KeyError:
-        raise OptionError(f"no pass named {name!r} (passes: {', '.join(table)})") from None
+        raise OptionError(f"no pass named {name!r} (passes: {', '.join(PASSES)})") from None
 
 
 def all_passes() -> dict[str, type[Pass]]:
-    return dict(_pass_table().items())
+    return dict(PASSES.items())
 
 
 @dataclass

@@ -13,6 +13,7 @@ pipeline; a pass never runs another pass.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, ClassVar
 
@@ -22,15 +23,16 @@ from kcc.pattern import RewriteRule, apply_rules
 from kcc.table import Table
 
 
-class Pass:
+class Pass(abc.ABC):
     """Base class of every pass. Subclasses are dataclasses; fields are options."""
 
     name: ClassVar[str]
     # Passes that must run earlier when both are in a pipeline.
     after: ClassVar[tuple[str, ...]] = ()
 
+    @abc.abstractmethod
     def run(self, graph: Graph) -> bool:
-        raise NotImplementedError(f"pass {type(self).__name__} defines no run()")
+        """Rewrite ``graph`` in place; True if anything changed."""
 
     @classmethod
     def configure(cls, **options: Any) -> "Pass":

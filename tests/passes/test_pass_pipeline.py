@@ -11,7 +11,8 @@ from pass_helpers import c, graph_with
 from kcc.errors import ConversionError, IRError, OptionError
 from kcc.ir import Graph
 from kcc.pattern import RewriteRule, apply_rules
-from kcc.pipeline import Pass, Pipeline, RunOptions, get_pass, register_pass
+from kcc.passes.base import Pass, register_pass
+from kcc.pipeline import Pipeline, RunOptions, get_pass
 
 
 @register_pass
