@@ -251,3 +251,14 @@ def test_input_dtype_not_a_name(tmp_path, conv):
     def edit(config: dict) -> None:
         layer_config(config, "image")["dtype"] = [1, 2]
     _refused(json_pair(tmp_path, conv, edit), ModelFileError, "'image'", "dtype = [1, 2]")
+
+
+def test_onnx_duplicate_output_names(tmp_path):
+    """Master 0 case 33965: a graph output listed twice -> IRError (output names must be unique)."""
+    from fuzz_files import onnx_matmul
+
+    model = onnx_matmul()
+    model.graph.output.add().CopyFrom(model.graph.output[0])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    _refused(str(path), ModelFileError, "lists an output twice")

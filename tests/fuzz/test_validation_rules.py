@@ -128,3 +128,41 @@ def test_the_unedited_files_load(tmp_path, conv, lstm):
             spec = load_keras_model(writer(tmp_path, model))
             assert spec.layers
         assert load_keras_model(json_pair(tmp_path, model)).layers
+
+
+def test_operations_with_constant_arguments_are_accepted(tmp_path):
+    """``x + 3.0`` stores ``arg1 = 3.0`` (MobileNetV3's hard-sigmoid): a constant, not a bad tensor.
+
+    A non-number in the same place (a string) is still refused.
+    """
+    import json
+    import zipfile
+
+    import keras
+    import onnxruntime as ort
+
+    from kcc import compile as kcc_compile
+
+    inp = keras.Input((5,), name="x")
+    h = keras.layers.Dense(4, name="d")(inp)
+    y = keras.layers.ReLU(6.0, name="relu6")(h + 3.0) * (1.0 / 6.0)
+    model = keras.Model(inp, y)
+    path = tmp_path / "hard_sigmoid.keras"
+    model.save(path)
+    x = np.linspace(-8, 8, 10, dtype=np.float32).reshape(2, 5)
+    onnx_model = kcc_compile(str(path), target="onnx")
+    got = ort.InferenceSession(onnx_model.SerializeToString()).run(None, {"x": x})[0]
+    ref = np.asarray(model(x))
+    assert np.max(np.abs(got - ref)) <= 1e-6 * np.max(np.abs(ref))
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    text = members["config.json"].decode()
+    assert text.count(", 3.0]") == 1  # the Add's second positional argument
+    members["config.json"] = text.replace(", 3.0]", ', "rm -rf"]').encode()
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    json.loads(members["config.json"])
+    _refused(bad, "arg1")

@@ -551,8 +551,17 @@ def _check_call(layer: KerasLayer, call: LayerCall, where: str) -> None:
     if layer.class_name != "InputLayer" and not tensors(call.args):
         raise ModelFileError(f"{where}: layer {layer.name!r} ({layer.class_name}) is called on "
                              f"{_show(call.args)}, not on tensors of the model")
+    def constant(x: Any) -> bool:
+        """A number, or a non-empty (nested) list of numbers: ``x + 3.0`` stores ``arg1 = 3.0``."""
+        if isinstance(x, (int, float)):
+            return True
+        return isinstance(x, (list, tuple)) and len(x) > 0 and all(constant(v) for v in x)
+
     for key, value in call.kwargs.items():
-        if (key in TENSOR_KWARGS or key.startswith("arg")) and value is not None and not tensors(value):
+        if value is None:
+            continue
+        if key in TENSOR_KWARGS and not tensors(value) or \
+                key.startswith("arg") and not (tensors(value) or constant(value)):
             raise ModelFileError(f"{where}: layer {layer.name!r} ({layer.class_name}): call argument "
                                  f"{key} = {_show(value)} is not a tensor of the model")
 

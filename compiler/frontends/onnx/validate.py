@@ -74,6 +74,10 @@ def _check_names(graph: onnx.GraphProto, where: str) -> None:
             named += [(f"node {i} attribute", a.name) for a in node.attribute]
             for attr in node.attribute:
                 stack.extend(_subgraphs(attr))
+        outputs = [v.name for v in g.output]
+        if len(set(outputs)) != len(outputs):
+            raise ModelFileError(f"{where}: graph {g.name!r} lists an output twice ({outputs}); "
+                                 "corrupt or hand-edited file")
         for v in (*g.input, *g.output, *g.value_info):
             dims = [d.dim_value for d in v.type.tensor_type.shape.dim if d.HasField("dim_value")]
             if any(d < 0 for d in dims):
