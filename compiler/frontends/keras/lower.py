@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from kcc.errors import ConversionError, ShapeError, UnsupportedLayerError
+from kcc.frontends.keras.input_rules import check_inputs
 from kcc.frontends.keras.registry import KerasLayerContext, handler_for
 from kcc.frontends.keras.spec import KerasLayer, KerasModelSpec, LayerCall, TensorRef
 from kcc.ir import DTYPES, Graph, TensorType, Value
@@ -171,6 +172,7 @@ class KerasLowering:
                     f"pass custom_conversion_functions={{'{layer.class_name}': fn}} to map it yourself, or "
                     f"(Core ML) add_custom_layers=True to emit it as a Core ML custom layer.")
         else:
+            check_inputs(layer.class_name, layer.config, _flatten(args), f"layer {origin!r}")
             kwargs = {k: _resolve(v, env) for k, v in call.kwargs.items() if _has_ref(v)}
             try:
                 result = handler(ctx, args, **kwargs) if kwargs else handler(ctx, args)
