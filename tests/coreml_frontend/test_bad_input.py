@@ -192,3 +192,23 @@ def test_declared_shape_disagreeing_with_the_ops(pkg):
     _save(pkg, spec)
     with pytest.raises(ConversionError, match=r"'y'.*shape \[2, 6\].*declares \[2, 7\]"):
         load_mlprogram(pkg)
+
+
+def test_fuzz_regressions_manifest_and_output_dtype(pkg, tmp_path):
+    """Fuzz cases 1700, 45736 (Manifest.json nested 100,000 deep; itemInfoEntries a list) and an
+    output whose multiArray dataType is 99: each one clear kcc error, never a Python crash."""
+    from kcc.coreml import predict
+    from kcc.errors import KccError
+
+    for name, text in (("deep", "[" * 100_000 + "]" * 100_000),
+                       ("list", '{"rootModelIdentifier": 0, "itemInfoEntries": [], "fileFormatVersion": "1.0.0"}')):
+        bad = tmp_path / f"{name}.mlpackage"
+        shutil.copytree(pkg, bad)
+        (bad / "Manifest.json").write_text(text)
+        with pytest.raises(KccError, match="Manifest.json"):
+            kcc.compile(str(bad), target="onnx")
+    spec = _spec(pkg)
+    spec.description.output[0].type.multiArrayType.dataType = 99
+    _save(pkg, spec)
+    with pytest.raises(KccError, match="data type 99"):
+        predict(str(pkg), {spec.description.input[0].name: seeded((2, 5), 3)})

@@ -77,6 +77,9 @@ def _outputs(spec: Any, graph: Any, produced: dict[str, np.ndarray]) -> dict[str
             raise RuntimeModelError(f"the program produced no output '{name}'")
         elif kind == "multiArrayType":
             array_type = feature.type.multiArrayType
+            if array_type.dataType not in type(array_type).ArrayDataType.values():
+                raise RuntimeModelError(f"output '{name}' declares array data type {array_type.dataType}, "
+                                        "which Core ML does not define; the model file is inconsistent")
             dtype_name = type(array_type).ArrayDataType.Name(array_type.dataType)
             result[name] = np.asarray(produced[name]).astype(_OUTPUT_DTYPES.get(dtype_name, produced[name].dtype))
         else:

@@ -15,13 +15,13 @@ without TensorFlow or the converters).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from kcc.coreml import proto
 from kcc.errors import ModelFileError
+from kcc.limits import load_json
 
 MODEL_FILE = Path("Data/com.apple.CoreML/model.mlmodel")
 
@@ -69,11 +69,11 @@ def package_model_file(package: Path) -> Path:
     manifest = package / "Manifest.json"
     if not manifest.is_file():
         raise ModelFileError(f"{package} has no Manifest.json: not an .mlpackage (or an incomplete copy)")
+    info = load_json(_read(manifest), str(manifest))
     try:
-        info = json.loads(_read(manifest))
         root = info["rootModelIdentifier"]
         rel = Path("Data") / info["itemInfoEntries"][root]["path"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, IndexError):
         raise ModelFileError(f"{manifest} is corrupt: it names no root model item; re-save the package") from None
     target = (package / rel).resolve()
     if rel.is_absolute() or package.resolve() not in target.parents:
