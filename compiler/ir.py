@@ -35,7 +35,7 @@ import numpy as np
 from kcc.errors import IRError
 from kcc.ops.registry import get_op
 from kcc.tensor_type import DTYPES, Dim, Shape, TensorType, dtype_of, is_static
-from kcc.training import TrainingConfig
+from kcc.training import Classifier, TrainingConfig
 
 __all__ = ["DTYPES", "Dim", "Shape", "TensorType", "dtype_of", "is_static", "Value", "Node", "Graph"]
 
@@ -121,6 +121,11 @@ class Graph:
         # The source model's loss, optimizer and trainable layers (a compiled Keras
         # model); read by backends that emit trainable models. Copied with the graph.
         self.training: TrainingConfig | None = None
+        # A classifier's labels and label/probability outputs (Core ML sources).
+        self.classifier: Classifier | None = None
+        # The source model's descriptive metadata (author, license, description,
+        # version, user-defined keys); backends that can carry it do.
+        self.metadata: dict[str, str] = {}
 
     # ---------------------------------------------------------------- naming
     def fresh_name(self, hint: str, *, node: bool = False) -> str:
@@ -348,6 +353,8 @@ class Graph:
         g = Graph(self.name)
         g.meta = dict(self.meta)
         g.training = self.training
+        g.classifier = self.classifier
+        g.metadata = dict(self.metadata)
         vmap: dict[int, Value] = {}
 
         def clone(v: Value) -> Value:

@@ -1,4 +1,4 @@
-"""What a source model says about training: its loss, its optimizer, and which layers train.
+"""What a source model says beyond its tensors: training (loss, optimizer) and classifier outputs.
 
 A frontend that reads a compiled model (Keras: ``model.compile(loss=...,
 optimizer=...)``) fills a :class:`TrainingConfig` and sets ``graph.training``;
@@ -10,6 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+
+@dataclass
+class Classifier:
+    """A classifier's outputs: the probabilities output, the label output and the labels.
+
+    Set by the Core ML frontends (a ``neuralNetworkClassifier`` or an ML Program's
+    ``classify`` op); read by the ONNX backend (ArgMax + Gather into the label
+    output) and the ML Program runtime (``{label: probability}`` dictionaries).
+    """
+
+    labels: list[Any]
+    label_output: str
+    probabilities_output: str
 
 
 @dataclass(frozen=True)

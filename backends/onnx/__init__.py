@@ -60,7 +60,7 @@ def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc"
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer,
                               producer_version=_version())
     model.ir_version = min(model.ir_version, 10)
-    _metadata(model, graph.meta.get("metadata") or {})
+    _metadata(model, graph.metadata)
     if check:
         try:
             onnx.checker.check_model(model, full_check=True)
@@ -70,20 +70,20 @@ def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc"
 
 
 def _class_label(ctx: OnnxContext, graph: Graph) -> list[onnx.ValueInfoProto]:
-    """A Core ML classifier's label output (``graph.meta["classifier"]``, written by the Core ML
+    """A Core ML classifier's label output (``graph.classifier``, set by the Core ML
     frontends): ArgMax of the probabilities output, then Gather from the constant label table
     (strings or int64), so onnxruntime returns the label as Core ML does."""
-    c = graph.meta.get("classifier")
-    if not c or c.get("probabilities_output") not in graph.output_names:
+    c = graph.classifier
+    if c is None or c.probabilities_output not in graph.output_names:
         return []
-    probs = graph.outputs[graph.output_names.index(c["probabilities_output"])]
-    strings = any(isinstance(label, str) for label in c["labels"])
-    table = ctx.const(np.asarray([str(v) if strings else int(v) for v in c["labels"]],
+    probs = graph.outputs[graph.output_names.index(c.probabilities_output)]
+    strings = any(isinstance(label, str) for label in c.labels)
+    table = ctx.const(np.asarray([str(v) if strings else int(v) for v in c.labels],
                                  dtype=object if strings else np.int64), "class_labels")
-    index = ctx.add("ArgMax", [c["probabilities_output"]], hint="class_index", axis=-1, keepdims=0)
-    ctx.add("Gather", [table] + index, [c["label_output"]], hint="class_label", axis=0)
+    index = ctx.add("ArgMax", [c.probabilities_output], hint="class_index", axis=-1, keepdims=0)
+    ctx.add("Gather", [table] + index, [c.label_output], hint="class_label", axis=0)
     dims = [d if isinstance(d, int) else d for d in probs.shape[:-1]]
-    return [helper.make_tensor_value_info(c["label_output"], onnx.TensorProto.STRING if strings
+    return [helper.make_tensor_value_info(c.label_output, onnx.TensorProto.STRING if strings
                                           else onnx.TensorProto.INT64, dims)]
 
 

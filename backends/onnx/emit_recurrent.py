@@ -7,11 +7,11 @@ kcc.ops.recurrent), so each is one ONNX node: the weights gain the leading
 ``Squeeze`` of that axis (a reshape, no data movement). Outputs nobody reads
 are left unnamed so the runtime need not produce them.
 
-Activations use ONNX's recurrent activation names; parameters go in
-``activation_alpha/beta``, consumed in activation order by the functions that
-take them (onnxruntime's reading of the spec). A node using an activation ONNX's
-recurrent ops cannot name (selu, silu, gelu, ...) becomes a ``Scan`` over time
-instead (emit_recurrent_scan.py), as is every ``conv_lstm`` node.
+Activations use ONNX's recurrent activation names, with their parameters in
+``activation_alpha/beta`` (kcc.formats.onnx_recurrent, which the ONNX importer
+reads back). A node using an activation ONNX's recurrent ops cannot name
+(selu, silu, gelu, ...) becomes a ``Scan`` over time instead
+(emit_recurrent_scan.py), as is every ``conv_lstm`` node.
 """
 from __future__ import annotations
 
@@ -19,45 +19,8 @@ import numpy as np
 
 from kcc.backends.onnx.context import OnnxContext, onnx_emitter
 from kcc.backends.onnx.emit_recurrent_scan import emit_cell_scan, emit_conv_lstm_scan
-from kcc.formats.onnx_ops import BY_IR
+from kcc.formats.onnx_recurrent import ONNX_ACTIVATIONS, ONNX_OP, activation_names, onnx_activation_attrs
 from kcc.ir import Node, Value
-from kcc.ops.recurrent import activation_attrs
-
-_ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-# The IR activations ONNX's RNN/LSTM/GRU can name: by their rows' ONNX names in
-# kcc.formats.onnx_ops, and linear as "Affine" (alpha * x + beta).
-ONNX_ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "tanh", "sigmoid", "hard_sigmoid", "softsign", "softplus",
-                                     "elu", "leaky_relu")
-
-
-def _activation_names(node: Node) -> list[str]:
-    """The ONNX op's activation list: (f,) for RNN, (f, g) for GRU, (f, g, h) for LSTM."""
-    if node.op == "rnn":
-        return [node.attrs["activation"]]
-    return [node.attrs["recurrent_activation"], node.attrs["activation"]] + \
-        ([node.attrs["activation"]] if node.op == "lstm" else [])
-
-
-def _activation_attrs(node: Node) -> dict:
-    """``activations`` and their ``activation_alpha/beta``, read from the IR op's attributes.
-
-    A function's parameters are its IR attributes spelled ``alpha``/``beta`` in
-    the shared table (HardSigmoid: both, Elu and LeakyRelu: alpha), with the
-    values the recurrent op gives them (kcc.ops.recurrent.activation_attrs).
-    """
-    acts, alphas, betas = [], [], []
-    for name in _activation_names(node):
-        if name == "linear":
-            acts.append("Affine")
-            alphas.append(1.0)
-            betas.append(0.0)
-            continue
-        row = BY_IR[name]
-        values = activation_attrs(name, node.attrs)
-        acts.append(row.onnx)
-        for ir_attr, a in row.attrs.items():
-            (alphas if a.name == "alpha" else betas).append(float(values[ir_attr]))
-    return {"activations": acts, "activation_alpha": alphas or None, "activation_beta": betas or None}
 
 
 def _with_direction_axis(ctx: OnnxContext, v: Value | None) -> str:
@@ -75,7 +38,7 @@ def _used(ctx: OnnxContext, v: Value) -> bool:
 
 @onnx_emitter("rnn", "lstm", "gru")
 def _recurrent(ctx: OnnxContext, node: Node) -> None:
-    if not all(name in ONNX_ACTIVATIONS for name in _activation_names(node)):
+    if not all(name in ONNX_ACTIVATIONS for name in activation_names(node.op, node.attrs)):
         emit_cell_scan(ctx, node)
         return
     x, w, r, b, *states = node.inputs
@@ -88,10 +51,11 @@ def _recurrent(ctx: OnnxContext, node: Node) -> None:
     raw = [ctx.fresh(f"{v.name}_onnx") if _used(ctx, v) else "" for v in node.outputs]
     while raw and raw[-1] == "":
         raw.pop()
-    attrs = {"hidden_size": int(hidden), "direction": node.attrs["direction"], **_activation_attrs(node)}
+    attrs = {"hidden_size": int(hidden), "direction": node.attrs["direction"],
+             **onnx_activation_attrs(node.op, node.attrs)}
     if node.op == "gru":
         attrs["linear_before_reset"] = int(node.attrs["reset_after"])
-    ctx.add(_ONNX_OP[node.op], inputs, raw or [ctx.fresh(f"{node.name}_y")], hint=node.name, **attrs)
+    ctx.add(ONNX_OP[node.op], inputs, raw or [ctx.fresh(f"{node.name}_y")], hint=node.name, **attrs)
     for i, name in enumerate(raw):
         if name:
             ctx.add("Squeeze", [name, ctx.ints([1 if i == 0 else 0], "axes")], [ctx.out(node, i)],

@@ -127,7 +127,8 @@ def extra_layers_model(seed: int = 0) -> Any:
                     input_size=3, input_names=["v"], output_names=["bl", "hf", "cf", "hb", "cb"],
                     output_all=False)
     b.add_elementwise("cat", ["f1", "bl"], "y", mode="CONCAT")                            # (6, 1, 1)
-    b.add_unary("round", "p1", "z0", mode="abs")
+    b.add_lrn("lrn", "p1", "n1", alpha=0.3, beta=0.75, local_size=3, k=1.5)
+    b.add_unary("round", "n1", "z0", mode="abs")
     b.add_activation("z", "SOFTPLUS", "z0", "z")
     return b.spec
 

@@ -6,7 +6,7 @@ import pytest
 from kcc.cli import main as kcc_main
 from nn_specs import builder_module, rank5_cnn
 
-pytest.importorskip("coremltools")
+import coremltools  # noqa: E402,F401  (a test dependency; the frontend itself never imports it)
 
 
 def _cli_fails(tmp_path, capsys, data: bytes, *needles: str) -> str:
@@ -38,8 +38,8 @@ def test_unsupported_spec_version(tmp_path, capsys):
 def test_unknown_layer(tmp_path, capsys):
     datatypes, NeuralNetworkBuilder = builder_module()
     b = NeuralNetworkBuilder([("x", datatypes.Array(4, 6, 6))], [("y", None)])
-    b.add_reorganize_data("s2d", "x", "y", mode="SPACE_TO_DEPTH", block_size=2)
-    _cli_fails(tmp_path, capsys, b.spec.SerializeToString(), "'s2d'", "reorganizeData", "Supported layers")
+    b.add_topk("top", ["x"], ["y", "i"], k=2, axis=0)
+    _cli_fails(tmp_path, capsys, b.spec.SerializeToString(), "'top'", "topK", "Supported layers")
 
 
 def test_layer_reading_an_undefined_blob(tmp_path, capsys):

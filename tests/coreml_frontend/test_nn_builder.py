@@ -13,7 +13,7 @@ from kcc.testing import assert_close, assert_not_degenerate
 from nn_helpers import run_onnx
 from nn_specs import builder_module, extra_layers_model, nd_math_model, nd_model, rank5_cnn, rnn_model
 
-pytest.importorskip("coremltools")
+import coremltools  # noqa: E402,F401  (a test dependency; the frontend itself never imports it)
 
 
 def test_rank5_cnn_layers_unequal_dims():
@@ -114,3 +114,15 @@ def test_flexible_input_shape():
         got = run_onnx(model, {"x": x})["y"]
         ref = np.stack([kcc.coreml.predict(spec, {"x": x[i]})["y"].reshape(-1) for i in range(2)])
         assert_close(ref, got.reshape(ref.shape), 1e-4, f"{h}x{w}")
+
+
+@pytest.mark.parametrize("mode", ["SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "PIXEL_SHUFFLE"])
+def test_reorganize_data(mode):
+    datatypes, NeuralNetworkBuilder = builder_module()
+    shape = (3, 4, 6) if mode == "SPACE_TO_DEPTH" else (12, 2, 3)
+    b = NeuralNetworkBuilder([("x", datatypes.Array(*shape))], [("y", None)])
+    b.add_reorganize_data("r", "x", "y", mode=mode, block_size=2)
+    x = np.random.default_rng(7).standard_normal((2,) + shape).astype(np.float32)
+    got = run_onnx(kcc.compile(b.spec, target="onnx"), {"x": x})["y"]
+    ref = np.stack([kcc.coreml.predict(b.spec, {"x": x[i]})["y"] for i in range(2)])
+    assert_close(ref, got.reshape(ref.shape), 0, mode)

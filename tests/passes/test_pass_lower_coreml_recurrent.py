@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from pass_helpers import c, check_rewrite, check_unchanged, graph_with
 
 from kcc.interpreter import run
@@ -23,6 +24,13 @@ CONV_LSTM_OPS = (["slice", "squeeze", "conv", "split", "sigmoid", "tanh", "mul",
                     "add", "sigmoid", "tanh", "mul"] * 2
                  + ["unsqueeze"] * 3 + ["concat"])
 R = np.random.default_rng(3)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_r():
+    """Each test draws from a fresh generator: golden text must not depend on which tests ran before."""
+    global R
+    R = np.random.default_rng(3)
 
 
 def _w(*shape):

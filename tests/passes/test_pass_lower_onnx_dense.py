@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pass_helpers import c, check_rewrite, check_unchanged, graph_with
 from kcc.backends.onnx import emit_onnx
@@ -10,6 +11,13 @@ from kcc.ir import TensorType
 from kcc.testing import assert_close, run_onnx
 
 _RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rng():
+    """Each test draws from a fresh generator: golden text must not depend on which tests ran before."""
+    global _RNG
+    _RNG = np.random.default_rng(7)
 
 
 def _onnx_matches(g, feeds) -> None:

@@ -13,6 +13,13 @@ from kcc.testing import assert_close, run_onnx
 _RNG = np.random.default_rng(11)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rng():
+    """Each test draws from a fresh generator: golden text must not depend on which tests ran before."""
+    global _RNG
+    _RNG = np.random.default_rng(11)
+
+
 def _conv_graph(activation: str):
     g, op, x = graph_with(("N", 3, 6, 5))
     w = c(op, _RNG.normal(size=(4, 3, 3, 2)))

@@ -11,6 +11,7 @@ import numpy as np
 
 from kcc.frontends.coreml.mil_registry import ClassLabel, MilOpContext, mil_op
 from kcc.ir import DTYPES, Value
+from kcc.training import Classifier
 
 # MIL dtype names (cast's ``dtype`` operand) -> IR dtypes.
 CAST_DTYPES = {"fp16": "f16", "fp32": "f32", "fp64": "f32", "int8": "i8", "uint8": "u8", "int16": "i32",
@@ -248,7 +249,7 @@ def classify(ctx: MilOpContext):
     labels = [x.item() if hasattr(x, "item") else x for x in np.asarray(labels).reshape(-1)]
     label = ClassLabel(probs, labels)
     names = [o.name for o in ctx.operation.outputs]
-    ctx.importer.classifier = {"labels": labels, "label_output": names[0], "probabilities_output": names[1]}
+    ctx.importer.classifier = Classifier(labels, label_output=names[0], probabilities_output=names[1])
     return label, probs
 
 

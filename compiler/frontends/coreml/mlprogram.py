@@ -12,7 +12,7 @@ a constant becomes an IR constant only where a real node reads it.
 Unknown dims (flexible input shapes) become symbols: ``N`` on axis 0, else
 ``<input>_d<axis>``. A classifier's ``classify`` op is not a tensor op: its
 probabilities become the graph output of that name, and the label table is
-recorded in ``graph.meta["classifier"]`` for the runtime (``kcc.coreml.predict``).
+recorded in ``graph.classifier`` for the runtime (``kcc.coreml.predict``) and the backends.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from kcc.frontends.coreml.mil_registry import MIL_OPS, ClassLabel, MilOpContext
 from kcc.frontends.coreml.mil_values import ValueReader, tensor_type
 from kcc.interpreter import run as run_graph
 from kcc.ir import Graph, TensorType, Value
+from kcc.training import Classifier
 
 # MIL opset names -> the OS release that introduced them; kcc reads these.
 OPSETS = {"CoreML5": "iOS15", "CoreML6": "iOS16", "CoreML7": "iOS17", "CoreML8": "iOS18"}
@@ -66,7 +67,7 @@ class MilImporter:
         self.reader = ValueReader(weights_dir, where)
         self.env: dict[str, Any] = {}
         self.graph = Graph("model")
-        self.classifier: dict[str, Any] | None = None
+        self.classifier: Classifier | None = None
 
     def run(self) -> Graph:
         fn, block, opset = program_function(self.spec, self.where, self.options.get("function_name"))
@@ -78,8 +79,7 @@ class MilImporter:
         self.graph.meta["boundary"] = "channels_first"
         self.graph.meta["input_layout"] = {v.name: "native" for v in self.graph.inputs}
         self.graph.meta["source"] = {"format": "mlprogram", "opset": opset}
-        if self.classifier:
-            self.graph.meta["classifier"] = self.classifier
+        self.graph.classifier = self.classifier
         return self.graph
 
     # ------------------------------------------------------------ boundary
@@ -103,7 +103,7 @@ class MilImporter:
             x = self.env[name]
             if isinstance(x, ClassLabel):
                 assert self.classifier is not None
-                self.classifier["label_output"] = name
+                self.classifier.label_output = name
                 continue
             v = x if isinstance(x, Value) else self.graph.add_const(np.asarray(x), name=f"{name}_const")
             if v in values or v in self.graph.inputs or v.is_const:

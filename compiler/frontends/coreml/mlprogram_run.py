@@ -62,17 +62,17 @@ def predict_mlprogram(model_or_path: Any, inputs: Mapping[str, Any], function_na
 
 
 def _outputs(spec: Any, graph: Any, produced: dict[str, np.ndarray]) -> dict[str, Any]:
-    classifier = graph.meta.get("classifier")
+    classifier = graph.classifier
     result: dict[str, Any] = {}
     for feature in spec.description.output:
         name = feature.name
         kind = feature.type.WhichOneof("Type")
-        if classifier and name == classifier["label_output"]:
-            probs = produced[classifier["probabilities_output"]].reshape(-1)
-            result[name] = classifier["labels"][int(np.argmax(probs))]
-        elif classifier and name == classifier["probabilities_output"] and kind == "dictionaryType":
+        if classifier and name == classifier.label_output:
+            probs = produced[classifier.probabilities_output].reshape(-1)
+            result[name] = classifier.labels[int(np.argmax(probs))]
+        elif classifier and name == classifier.probabilities_output and kind == "dictionaryType":
             probs = produced[name].reshape(-1)
-            result[name] = {lab: float(p) for lab, p in zip(classifier["labels"], probs)}
+            result[name] = {lab: float(p) for lab, p in zip(classifier.labels, probs)}
         elif name not in produced:
             raise RuntimeModelError(f"the program produced no output '{name}'")
         elif kind == "multiArrayType":

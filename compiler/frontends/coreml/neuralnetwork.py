@@ -21,11 +21,11 @@ Boundary:
 * outputs: in the declared shape, batch first (``(C,)`` -> ``(N, C)``);
 * classifiers: the probabilities output ``(N, K)`` under the model's
   probabilities name; the label table and the label output's name go to
-  ``graph.meta["classifier"]`` (the ML Program frontend's convention), from
+  ``graph.classifier`` (as the ML Program frontend does), from
   which the ONNX backend adds the label output (ArgMax, then a Gather from
   the label table) and the interpreter runner picks the label;
 * metadata (author, license, short description, version, user-defined) goes
-  to ``graph.meta["metadata"]`` (the ONNX backend writes ``metadata_props``).
+  to ``graph.metadata`` (the ONNX backend writes ``metadata_props``).
 
 Pipelines: the stages share one name scope (a stage's input is the earlier
 stage's output of that name), so the whole pipeline is one graph.
@@ -34,13 +34,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from kcc.errors import ConversionError, KccError, ModelFileError, UnsupportedOpError
 from kcc.frontends.coreml.nn_context import NN_LAYERS, NNLayerContext
 from kcc.frontends.coreml.nn_images import image_input
 from kcc.frontends.coreml.package import load_source
 from kcc.ir import Graph, TensorType, Value
+from kcc.training import Classifier
 
 NETWORK_KINDS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
 PIPELINE_KINDS = ("pipeline", "pipelineClassifier", "pipelineRegressor")
@@ -107,7 +106,7 @@ class NeuralNetworkImporter:
         g.meta["boundary"] = "channels_first"
         g.meta["input_layout"] = {v.name: "native" for v in g.inputs}
         g.meta["source"] = {"format": "neuralnetwork", "specification_version": version}
-        g.meta["metadata"] = _metadata(spec)
+        g.metadata = _metadata(spec)
         if self.images:
             g.meta["image_inputs"] = self.images
         return g
@@ -253,9 +252,8 @@ class NeuralNetworkImporter:
         if prob_name not in names:
             values.append(probs)
             names.append(prob_name)
-        self.graph.meta["classifier"] = {"labels": [str(v) if kind == "stringClassLabels" else int(v)
-                                                    for v in labels],
-                                         "label_output": label, "probabilities_output": prob_name}
+        self.graph.classifier = Classifier([str(v) if kind == "stringClassLabels" else int(v) for v in labels],
+                                           label_output=label, probabilities_output=prob_name)
 
 
 class _FakeLayer:

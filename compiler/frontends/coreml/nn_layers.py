@@ -422,3 +422,37 @@ def _sequence_repeat(ctx: NNLayerContext) -> Value:
     n = int(ctx.params.nRepetitions) or 1
     x = ctx.as5(ctx.x)
     return ctx.shrink(ctx.node("tile", [x], {"repeats": (n, 1, 1, 1, 1)}))
+
+
+@nn_layer("reorganizeData")
+def _reorganize_data(ctx: NNLayerContext) -> Value:
+    """SPACE_TO_DEPTH, DEPTH_TO_SPACE (block-major channels) and PIXEL_SHUFFLE (channel-major), as reshapes."""
+    p = ctx.params
+    x = ctx.as4(ctx.x)
+    bs = int(p.blockSize)
+    c, (h, w) = x.shape[1], _static_hw(ctx, x)
+    mode = type(p).ReorganizationType.Name(p.mode)
+    if mode == "SPACE_TO_DEPTH":
+        split, perm, final = (0, c, h // bs, bs, w // bs, bs), (0, 3, 5, 1, 2, 4), (0, c * bs * bs, h // bs, w // bs)
+    elif mode == "DEPTH_TO_SPACE":
+        split, perm, final = (0, bs, bs, c // (bs * bs), h, w), (0, 3, 4, 1, 5, 2), (0, c // (bs * bs), h * bs, w * bs)
+    else:
+        split, perm, final = (0, c // (bs * bs), bs, bs, h, w), (0, 1, 4, 2, 5, 3), (0, c // (bs * bs), h * bs, w * bs)
+    y = ctx.node("transpose", [ctx.node("reshape", [x], {"shape": split})], {"perm": perm})
+    return ctx.node("reshape", [y], {"shape": final})
+
+
+@nn_layer("lrn")
+def _lrn(ctx: NNLayerContext) -> Value:
+    """``x / (k + alpha/n * sum of x^2 over n channels) ** beta``: the window sum is a 3-D convolution of ones."""
+    p = ctx.params
+    x = ctx.as4(ctx.x)
+    n = int(p.localSize)
+    before = (n - 1) // 2
+    sq = ctx.node("unsqueeze", [ctx.node("square", [x])], {"axes": (1,)})  # (N, 1, C, H, W)
+    ones = ctx.const(np.ones((1, 1, n, 1, 1), np.float32), "window")
+    window = ctx.node("squeeze", [ctx.node("conv", [sq, ones], {"pads": (before, 0, 0, n - 1 - before, 0, 0)})],
+                      {"axes": (1,)})
+    base = ctx.node("add", [ctx.node("mul", [window, ctx.const(np.float32(p.alpha / n), "alpha")]),
+                            ctx.const(np.float32(p.k or 1.0), "k")])
+    return ctx.node("mul", [x, ctx.node("pow", [base, ctx.const(np.float32(-p.beta), "beta")])])

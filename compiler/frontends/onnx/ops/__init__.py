@@ -1,2 +1,3 @@
 """ONNX op handlers, one module per family. Importing this package registers them."""
-from kcc.frontends.onnx.ops import onnx_math, onnx_nn, onnx_spatial, onnx_table, onnx_tensor  # noqa: F401
+from kcc.frontends.onnx.ops import (  # noqa: F401
+    onnx_math, onnx_nn, onnx_recurrent, onnx_spatial, onnx_table, onnx_tensor)
