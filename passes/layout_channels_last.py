@@ -189,7 +189,12 @@ def _decide(graph: Graph, node: Node, cl: dict[str, bool], wants: dict[str, bool
         lin = keras_perm(x, cl.get(x.name, False) if not x.is_const else False)
         inv = tuple(int(i) for i in np.argsort(lin))
         p = node.attrs["perm"]
-        for choice in (True, BATCH_MAJOR, False):
+        # "batch_major" says the IR value is a time-major sequence that Keras holds
+        # batch-major. A model output leaves in its recorded Keras form, so an output
+        # may take it only when that is true; a transpose that makes an output
+        # batch-major in the IR (an ONNX file's LSTM output) stays a real Permute.
+        choices = (True, False) if y in graph.outputs else (True, BATCH_MAJOR, False)
+        for choice in choices:
             lout = keras_perm(y, choice)
             if tuple(inv[p[i]] for i in lout) == tuple(range(y.rank)):
                 cl[y.name] = choice if y.rank >= 3 else False

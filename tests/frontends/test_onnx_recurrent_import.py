@@ -10,11 +10,10 @@ sequence 5, input 3, hidden 4) and weights, biases and inputs random.
 onnxruntime has no ``layout=1`` kernel, so a layout-1 model is compared with
 its layout-0 twin on transposed data.
 
-The Keras models of ONNX files whose outputs come out of a ``transpose``
-(layout 1, kcc's and tf2onnx's batch-major outputs of Keras layers) are built with
-``keras_boundary_layout="source"``: with the default, the Keras backend's
-layout pass returns such outputs in the layout it holds them in, time-major
-(passes/layout_channels_last.py, to be fixed there).
+The Keras models are built with the default boundary (Keras's layout): outputs
+that leave through a ``transpose`` (layout 1, kcc's and tf2onnx's batch-major
+outputs of Keras layers) used to come back time-major from the Keras backend;
+these cases are the regression test for that.
 """
 from __future__ import annotations
 
@@ -122,9 +121,7 @@ def test_hand_built_node(op_type, direction, layout, kw, tmp_path):
     onnx.checker.check_model(model, full_check=True)
     feeds = _feeds(model)
     ref = _reference(op_type, direction, layout, feeds, **kw)
-    # layout=1 ends in transposes; "source" returns the outputs in the ONNX file's layout (see the
-    # note on the default boundary in the module doc).
-    _check_all(model, str(tmp_path / "m.onnx"), feeds, ref, **({"keras_boundary_layout": "source"} if layout else {}))
+    _check_all(model, str(tmp_path / "m.onnx"), feeds, ref)
     ops = [n.op for n in compile_model(model, target="onnx").graph.nodes()]
     assert ops.count(op_type.lower()) == (2 if direction == "bidirectional" else 1)
 
@@ -185,7 +182,7 @@ def test_kcc_onnx_round_trip(name, tmp_path):
     path = str(tmp_path / f"{name}.onnx")
     onnx.save(kcc.compile(source, target="onnx"), path)
     assert {"LSTM", "GRU", "RNN"} & {n.op_type for n in onnx.load(path).graph.node}
-    _check_all(onnx.load(path), path, {onnx.load(path).graph.input[0].name: x}, ref, keras_boundary_layout="source")
+    _check_all(onnx.load(path), path, {onnx.load(path).graph.input[0].name: x}, ref)
 
 
 # --- tf2onnx ---------------------------------------------------------------------------------------
@@ -205,5 +202,4 @@ def test_tf2onnx_lstm(name, tmp_path):
     feeds = {"x": np.random.default_rng(4).standard_normal((N, T, F)).astype(np.float32)}
     ref = run_onnx(model, feeds)
     assert_close(run_keras(source, [feeds["x"]])[0], ref[0], tol=TOL, what="tf2onnx vs Keras")
-    # "source": the outputs in the ONNX file's layout (see the module doc).
-    _check_all(model, str(tmp_path / f"{name}.onnx"), feeds, ref, keras_boundary_layout="source")
+    _check_all(model, str(tmp_path / f"{name}.onnx"), feeds, ref)
