@@ -84,6 +84,33 @@ STANDARD_PIPELINE: tuple[Any, ...] = (
 )
 
 
+class UniqueNames:
+    """The names taken in one target model: ``take("conv")`` gives ``conv``, then ``conv__1``, ...
+
+    Every backend names tensors, layers or nodes that the IR does not name (a
+    decomposition's temporaries, a second layer for one node); one scheme for all.
+    """
+
+    def __init__(self, taken: Any = (), sep: str = "__", first: int = 1):
+        self._taken: set[str] = set(taken)
+        self._sep, self._first = sep, first
+
+    def take(self, hint: str) -> str:
+        name, i = hint, self._first - 1
+        while name in self._taken:
+            i += 1
+            name = f"{hint}{self._sep}{i}"
+        self._taken.add(name)
+        return name
+
+    def reserve(self, names: Any) -> None:
+        """Mark ``names`` (the model's boundary names) as taken."""
+        self._taken.update(names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._taken
+
+
 def separate_outputs(graph: Any) -> None:
     """Give an output that is a graph input, a constant, or the same value as another output, its own identity node.
 

@@ -81,7 +81,7 @@ def _emit_layers(graph: Graph, opts: CoremlOptions, layout: BlobLayout) -> tuple
     names = _blob_names(graph)
     nd = layout.nd
     ctx = CoremlContext(graph, network, nd=nd, float16=opts.float16, names=names, seq=set(layout.sequences))
-    ctx._taken.update(names.values())
+    ctx._taken.reserve(names.values())
     for node in graph.nodes():
         ctx.run(node)
     add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kcc.backends import UniqueNames
 from kcc.errors import ConversionError, UnsupportedOpError
 from kcc.ir import Graph, Node, Value
 from kcc.table import Table
@@ -113,8 +114,8 @@ class CoremlContext:
     layers_of: dict[str, list[Any]] = field(default_factory=dict)
     # time-major recurrent sequences: the [T, N, C, 1, 1] blobs of the rank-5 layout
     seq: set[str] = field(default_factory=set)
-    _taken: set[str] = field(default_factory=set)
-    _layer_names: set[str] = field(default_factory=set)
+    _taken: UniqueNames = field(default_factory=UniqueNames)
+    _layer_names: UniqueNames = field(default_factory=UniqueNames)
     _dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _current: Node | None = None
 
@@ -129,12 +130,7 @@ class CoremlContext:
         return self.name(node.outputs[i])
 
     def fresh(self, hint: str) -> str:
-        n, i = hint, 0
-        while n in self._taken:
-            i += 1
-            n = f"{hint}__{i}"
-        self._taken.add(n)
-        return n
+        return self._taken.take(hint)
 
     # -- layers
     def layer(self, kind: str, inputs: list[str], outputs: list[str] | str | None = None, *,
@@ -156,12 +152,7 @@ class CoremlContext:
         return lyr, params
 
     def _layer_name(self, hint: str) -> str:
-        n, i = hint, 0
-        while n in self._layer_names:
-            i += 1
-            n = f"{hint}__{i}"
-        self._layer_names.add(n)
-        return n
+        return self._layer_names.take(hint)
 
     def tmp(self, hint: str = "t") -> str:
         base = self._current.name if self._current is not None else "t"

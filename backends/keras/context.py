@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kcc.backends import UniqueNames
 from kcc.errors import ConversionError, UnsupportedOpError
 from kcc.ir import Graph, Node, Value
 from kcc.passes.layout_channels_last import META_KEY, keras_perm
@@ -53,7 +54,7 @@ class KerasContext:
         self.layout: dict[str, bool] = dict(graph.meta.get(META_KEY, {}))
         self._tensors: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._held: dict[str, tuple[int, ...]] = {}
-        self._names: set[str] = set()
+        self._names = UniqueNames(sep="_", first=2)
         self.permutes = 0
         # Graph output value -> its reserved Keras layer name (set by the emitter).
         self.output_names: dict[str, str] = {}
@@ -129,12 +130,7 @@ class KerasContext:
             return self.output_names.pop(self.node.output.name)  # reserved: the model output keeps its name
         base = hint if hint is not None else (self.node.name if self.node is not None else "layer")
         base = re.sub(r"[^A-Za-z0-9_.-]", "_", base).strip("_") or "layer"
-        name, i = base, 1
-        while name in self._names:
-            i += 1
-            name = f"{base}_{i}"
-        self._names.add(name)
-        return name
+        return self._names.take(base)
 
     def weight(self, node: Node, slot: int, what: str) -> np.ndarray | None:
         """The constant at input ``slot`` as float32 (None when absent), or a clear error."""

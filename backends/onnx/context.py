@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from kcc.backends import UniqueNames
 from kcc.errors import UnsupportedOpError
 from kcc.ir import Graph, Node, Value
 from kcc.table import Table
@@ -46,7 +47,7 @@ class OnnxContext:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names = names          # IR value name -> ONNX name
-        self._taken = set(names.values())
+        self._taken = UniqueNames(names.values())
         self._const_names: dict[int, str] = {}
 
     def name(self, v: Value | None) -> str:
@@ -60,12 +61,7 @@ class OnnxContext:
         return self._names.get(v.name, v.name)
 
     def fresh(self, hint: str) -> str:
-        n, i = hint, 0
-        while n in self._taken:
-            i += 1
-            n = f"{hint}__{i}"
-        self._taken.add(n)
-        return n
+        return self._taken.take(hint)
 
     def const(self, array: Any, hint: str, dtype: Any = None) -> str:
         """A new initializer holding ``array`` (shape/axes operands and the like)."""
