@@ -74,6 +74,7 @@ STANDARD_PIPELINE: tuple[Any, ...] = (
     "fuse_gelu",
     "fuse_hard_silu",
     "fuse_normalization",
+    "fold_keepdims_squeeze",
     "fold_batchnorm",
     "fold_channel_affine",
     "fold_flatten_transpose",

@@ -10,6 +10,7 @@ from kcc.passes import (  # noqa: F401
     fold_flatten_transpose,
     fold_identity,
     fold_idempotent,
+    fold_keepdims_squeeze,
     fold_layout_reshape,
     fuse_activation,
     fuse_clip,

@@ -1,4 +1,4 @@
-"""Keras -> kcc ONNX -> kcc Keras: the original's numbers, layer classes, and no Permute inside."""
+"""Keras -> kcc ONNX (or kcc Core ML) -> kcc Keras: the original's numbers, layer classes, and no Permute inside."""
 from __future__ import annotations
 
 import keras
@@ -16,11 +16,16 @@ from keras_backend_helpers import images, layer_classes, resnet_small, transpose
     (lambda: mnist_small(), lambda: images(4, shape=(28, 28, 1))),
     (lambda: resnet_small(keras), lambda: images(4, seed=3)),
 ], ids=["mnist_small", "resnet_small"])
-def test_roundtrip_through_onnx(build, inputs):
+@pytest.mark.parametrize("via", ["onnx", "coreml"])
+def test_roundtrip(build, inputs, via, tmp_path):
     source = build()
     x = inputs()
-    onx = kcc.compile(source, target="onnx")
-    result = compile_model(onx, target="keras")
+    if via == "onnx":
+        middle = kcc.compile(source, target="onnx")
+    else:  # a NeuralNetwork .mlmodel file, read back by the Core ML frontend
+        middle = str(tmp_path / "model.mlmodel")
+        kcc.compile(source, target="coreml").save(middle)
+    result = compile_model(middle, target="keras")
     back = result.model
     ref = source.predict(x, verbose=0)
     assert_not_degenerate(ref)
