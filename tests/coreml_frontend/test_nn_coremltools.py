@@ -59,3 +59,22 @@ def test_coremltools_dense_activations():
     spec = ml.get_spec()
     inp, out = spec.description.input[0].name, spec.description.output[0].name
     check_nn(ml, {inp: x}, {out: model.predict(x, verbose=0)}, lambda i: {inp: x[i:i + 1]})
+
+
+def test_coremltools_cnn_comes_back_to_keras():
+    """issue 11: a coremltools NeuralNetwork spec -> kcc -> a channels-last Keras model with the
+    source's convolution layers, matching the source Keras model."""
+    from kcc.api import compile_model
+
+    keras.utils.set_random_seed(10)
+    model = keras.Sequential([keras.Input((9, 7, 3)), layers.Conv2D(5, 3, padding="same", activation="relu"),
+                              layers.MaxPooling2D(), layers.Conv2D(4, (2, 3)), layers.Flatten(), layers.Dense(4)])
+    x = np.random.default_rng(10).standard_normal((1, 9, 7, 3)).astype(np.float32)
+    ml = _convert(model, (1, 9, 7, 3))
+    back = compile_model(ml.get_spec(), target="keras").model
+    names = {type(l).__name__ for l in back.layers}
+    assert {"Conv2D", "MaxPooling2D", "Dense"} <= names and "Lambda" not in names
+    assert back.kcc_permutes == 0
+    ref = model.predict(x, verbose=0)
+    got = np.asarray(back.predict(x, verbose=0)).reshape(ref.shape)
+    assert np.max(np.abs(got - ref)) <= 1e-5 * np.max(np.abs(ref))
