@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from applications import MODELS, build, sample_inputs  # noqa: E402
 
+from doc_tables import write_table  # noqa: E402
+
 BEGIN, END = "<!-- bench:mlprogram_back begin -->", "<!-- bench:mlprogram_back end -->"
 
 
@@ -137,15 +139,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ["", END])
 
 
-def write_table(path: Path, table: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
-    else:
-        text = text + ("\n" if text else "") + table + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS))
@@ -173,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:20s} {pr} {status}", flush=True)
     table = markdown(rows)
     if args.markdown:
-        write_table(Path(args.markdown), table)
+        write_table(Path(args.markdown), table, BEGIN, END)
     else:
         print(table)
     return 0 if all(r.get("ok") for r in rows) else 1

@@ -43,6 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODELS = "MobileNetV2,ResNet50,DenseNet121,EfficientNetB0"
+from doc_tables import write_table  # noqa: E402
+
 BEGIN, END = "<!-- bench:way_back begin -->", "<!-- bench:way_back end -->"
 TIMEOUT = 1800
 
@@ -189,15 +191,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ["", END])
 
 
-def write_table(path: Path, table: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
-    else:
-        text = text + ("\n" if text else "") + table + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated; empty: only --rows")
@@ -232,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.markdown:
-        write_table(Path(args.markdown), table)
+        write_table(Path(args.markdown), table, BEGIN, END)
     return 0
 
 
