@@ -262,3 +262,29 @@ def test_onnx_duplicate_output_names(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
     _refused(str(path), ModelFileError, "lists an output twice")
+
+
+def test_layer_normalization_weights_that_do_not_fit_the_input(tmp_path):
+    """Master 0 case 13052: an edited input shape leaves gamma (8,) over a 4-wide axis -> ValueError."""
+    import keras
+
+    inp = keras.Input((5, 8), name="seq")
+    model = keras.Model(inp, keras.layers.LayerNormalization(name="ln")(inp))
+
+    def edit(config: dict) -> None:
+        layer_config(config, "seq")["batch_shape"] = [None, 5, 4]
+    _refused(keras_file(tmp_path, model, edit), KccError, "'ln'", "stored gamma has shape (8,)", "(4,)")
+
+
+def test_onnx_global_pool_of_rank_2(tmp_path):
+    """Master 0 case 29575: GlobalAveragePool of a rank-2 value -> a reduce over no axes, ValueError in the emitter."""
+    from onnx import helper
+
+    from fuzz_files import onnx_matmul
+
+    model = onnx_matmul()
+    model.graph.node.append(helper.make_node("GlobalAveragePool", ["y"], ["g"], name="gap"))
+    model.graph.output[0].name = "g"
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    _refused(str(path), KccError, "'gap'", "rank 2")

@@ -1,4 +1,4 @@
-"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization.
+"""Normalization layers: BatchNormalization, LayerNormalization, RMSNormalization, GroupNormalization, UnitNormalization.
 
 Keras axes map to IR axes with ``ctx.axis``; per-axis parameters are laid out to
 broadcast in the IR layout. BatchNormalization on the channel axis becomes the
@@ -15,7 +15,7 @@ import numpy as np
 
 from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
-from kcc.ops.normalization import BATCH_NORM_EPSILON
+from kcc.ops.normalization import BATCH_NORM_EPSILON, RMS_NORM_EPSILON
 
 
 def ir_axes(ctx: KerasLayerContext, axes, rank: int) -> tuple[int, ...]:
@@ -68,7 +68,12 @@ def layer_norm(ctx: KerasLayerContext, x: Value) -> Value:
     def param(key: str, enabled: bool) -> Value | None:
         if not enabled:
             return None
-        p = ctx.weight(key).astype(np.float32).reshape([x.shape[a] for a in axes])
+        stored = ctx.weight(key)
+        want = [x.shape[a] for a in axes]
+        if not all(isinstance(d, int) for d in want) or stored.size != int(np.prod(want)):
+            raise ctx.fail(f"stored {key} has shape {stored.shape}, but axis={keras_axes} of its input "
+                           f"{tuple(x.shape)} has dims {tuple(want)}: the file contradicts itself; re-save it")
+        p = stored.astype(np.float32).reshape(want)
         return ctx.const(np.transpose(p, order), key)
 
     gamma = param("gamma", ctx.get("scale", True))
@@ -84,6 +89,21 @@ def layer_norm(ctx: KerasLayerContext, x: Value) -> Value:
         return y
     beta = param("beta", ctx.get("center", True))
     return ctx.op.layer_norm(x, gamma, beta, axes=tuple(sorted(axes)), epsilon=eps)
+
+
+@keras_layer("RMSNormalization")
+def rms_norm(ctx: KerasLayerContext, x: Value) -> Value:
+    """The ``rms_norm`` op over the mapped axes; the scale re-laid out to IR axis order (as LayerNormalization)."""
+    keras_axes = ctx.get("axis", -1)
+    keras_axes = [keras_axes] if isinstance(keras_axes, int) else list(keras_axes)
+    axes = [ctx.axis(a, x.rank) for a in sorted(a % x.rank for a in keras_axes)]
+    scale = ctx.weight("scale").astype(np.float32)
+    if scale.ndim != len(axes):
+        raise ctx.fail(f"scale has shape {scale.shape}; axis={ctx.get('axis', -1)} normalizes {len(axes)} axes")
+    scale = ctx.const(np.transpose(scale, np.argsort(axes)), "scale")
+    eps = ctx.get("epsilon")
+    return ctx.op.rms_norm(x, scale, axes=tuple(sorted(axes)),
+                           epsilon=float(RMS_NORM_EPSILON if eps is None else eps))
 
 
 def _per_channel(ctx: KerasLayerContext, stats: Value, groups: int, channels: int, rank: int) -> Value:

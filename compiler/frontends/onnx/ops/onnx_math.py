@@ -102,6 +102,9 @@ def reduce(ctx: OnnxNodeContext) -> Value:
 def global_pool(ctx: OnnxNodeContext) -> Value:
     x = ctx.value(0)
     op = "reduce_mean" if ctx.node.op_type == "GlobalAveragePool" else "reduce_max"
+    if x.rank < 3:
+        raise ctx.fail(f"input {ctx.node.input[0]!r} has rank {x.rank}; {ctx.node.op_type} needs "
+                       f"(N, C, spatial...) of rank >= 3: the file contradicts the ONNX spec")
     return getattr(ctx.op, op)(x, axes=tuple(range(2, x.rank)), keepdims=True)
 
 
