@@ -195,13 +195,16 @@ def test_declared_shape_disagreeing_with_the_ops(pkg):
 
 
 def test_fuzz_regressions_manifest_and_output_dtype(pkg, tmp_path):
-    """Fuzz cases 1700, 45736 (Manifest.json nested 100,000 deep; itemInfoEntries a list) and an
+    """Fuzz cases 1700, 45736, 65794 (Manifest.json nested 100,000 deep; itemInfoEntries a list; a
+    null byte in the root model's path) and an
     output whose multiArray dataType is 99: each one clear kcc error, never a Python crash."""
     from kcc.coreml import predict
     from kcc.errors import KccError
 
     for name, text in (("deep", "[" * 100_000 + "]" * 100_000),
-                       ("list", '{"rootModelIdentifier": 0, "itemInfoEntries": [], "fileFormatVersion": "1.0.0"}')):
+                       ("list", '{"rootModelIdentifier": 0, "itemInfoEntries": [], "fileFormatVersion": "1.0.0"}'),
+                       # case 65794: a root model path holding a null byte (ValueError from pathlib)
+                       ("null", '{"rootModelIdentifier": "r", "itemInfoEntries": {"r": {"path": "a\\u0000b"}}}')):
         bad = tmp_path / f"{name}.mlpackage"
         shutil.copytree(pkg, bad)
         (bad / "Manifest.json").write_text(text)

@@ -75,6 +75,9 @@ def package_model_file(package: Path) -> Path:
         rel = Path("Data") / info["itemInfoEntries"][root]["path"]
     except (KeyError, TypeError, IndexError):
         raise ModelFileError(f"{manifest} is corrupt: it names no root model item; re-save the package") from None
+    if "\0" in str(rel):
+        raise ModelFileError(f"{manifest} is corrupt: its root model path {str(rel)!r} holds a null byte; "
+                             "re-save the package")
     target = (package / rel).resolve()
     if rel.is_absolute() or package.resolve() not in target.parents:
         raise ModelFileError(f"{manifest} points its root model outside the package ({rel}); refusing to read it")
