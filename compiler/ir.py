@@ -34,6 +34,7 @@ import numpy as np
 
 from kcc.errors import IRError
 from kcc.ops.registry import get_op
+from kcc.ops.shape_values import const_value
 from kcc.tensor_type import DTYPES, Dim, Shape, TensorType, dtype_of, is_static
 from kcc.training import Classifier, TrainingConfig
 
@@ -157,7 +158,7 @@ class Graph:
         array = np.asarray(array)
         if array.dtype == np.float64:
             array = array.astype(np.float32)
-        v = Value(self.fresh_name(name), TensorType(array.shape, dtype_of(array)), array)
+        v = Value(self.fresh_name(name), TensorType(array.shape, dtype_of(array), const_value(array)), array)
         self._add_value(v)
         return v
 

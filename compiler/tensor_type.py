@@ -8,7 +8,7 @@ kcc.ir re-exports everything here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,11 @@ class TensorType:
 
     shape: Shape
     dtype: str = "f32"
+    # The symbolic contents of a small integer tensor of rank <= 1 (a shape, an index),
+    # flattened: ints and dim symbols ("?" = unknown). Set by the op registry's value
+    # rules (kcc.ops.shape_values) and on constants; None when nothing is known. Not part
+    # of equality: it is what the graph knows about a value, not its type.
+    value: tuple[Dim, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

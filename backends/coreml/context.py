@@ -29,7 +29,8 @@ from typing import Any, Callable
 import numpy as np
 
 from kcc.backends import UniqueNames
-from kcc.errors import ConversionError, UnsupportedOpError
+from kcc.backends.coreml.concrete import ConcreteShapes
+from kcc.errors import ConversionError, IRError, UnsupportedOpError
 from kcc.ir import Graph, Node, Value
 from kcc.table import Table
 
@@ -116,7 +117,13 @@ class CoremlContext:
     seq: set[str] = field(default_factory=set)
     _taken: UniqueNames = field(default_factory=UniqueNames)
     _layer_names: UniqueNames = field(default_factory=UniqueNames)
-    _dims: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # input symbol -> the size the layers are written for (flexible.py plans them)
+    sizes: dict[str, int] = field(default_factory=dict)
+    # input symbols whose sizes may vary: emitters write -1 or read the shape at run time for them
+    dynamic: set[str] = field(default_factory=set)
+    # input symbol -> the sizes its axis accepts (flexible.AxisSizes), for the declarations
+    flexible: dict[str, Any] = field(default_factory=dict)
+    _shapes: ConcreteShapes | None = None
     _current: Node | None = None
 
     # -- naming
@@ -183,37 +190,26 @@ class CoremlContext:
 
     # -- shapes
     def dims(self, v: Value, node: Node | None = None) -> tuple[int, ...]:
-        """The concrete IR shape of ``v`` with the batch as 1.
+        """The concrete IR shape of ``v`` at the sizes the model is emitted for.
 
-        The batch symbol ``N`` is 1; a dim derived from it (``?``, e.g. a batch
-        folded with time) is recomputed by re-running the producers' shape
-        functions on concrete shapes. Unknown input dims are an error.
+        ``sizes`` gives every input symbol a size (the batch ``N`` is 1 unless the
+        flexible-shape planner says otherwise, see flexible.py); dims derived from
+        symbols are recomputed by the ops' shape functions (concrete.py).
         """
-        if all(isinstance(d, int) or d == "N" for d in v.shape):
-            return tuple(d if isinstance(d, int) else 1 for d in v.shape)
-        if v.name in self._dims:
-            return self._dims[v.name]
-        producer = self.graph.producer(v)
-        if producer is None:
-            if all(isinstance(d, int) for d in v.shape[1:]):
-                return (1,) + tuple(v.shape[1:])  # type: ignore[return-value]
+        if self._shapes is None:
+            self._shapes = ConcreteShapes(self.graph, {"N": 1, **self.sizes})
+        try:
+            return self._shapes.dims(v)
+        except IRError as e:
+            where = node if node is not None else self._current
+            raise ConversionError(f"Core ML: the shapes of {v.name}{origin_of(where) if where else ''} do not "
+                                  f"fit the input sizes {self.sizes}: {e}") from None
+        except ConversionError:
             where = node if node is not None else self._current
             raise ConversionError(
-                f"Core ML needs static shapes: input {v.name} has shape {v.type}"
-                f"{origin_of(where) if where is not None else ''}; give it a fixed shape with "
-                f"input_name_shape_dict.")
-        from kcc.ir import TensorType
-        from kcc.ops.registry import get_op
-
-        types = [None if x is None else (x.type if x.is_const else TensorType(self.dims(x, node), x.dtype))
-                 for x in producer.inputs]
-        outs = get_op(producer.op).infer_types(producer.attrs, types, where=producer.name)
-        for value, t in zip(producer.outputs, outs):
-            if not all(isinstance(d, int) for d in t.shape):
-                raise ConversionError(f"Core ML needs static shapes: {value.name} ({value.type})"
-                                      f"{origin_of(producer)} has no static size")
-            self._dims[value.name] = tuple(t.shape)
-        return self._dims[v.name]
+                f"Core ML needs a size for every dynamic axis: {v.name} ({v.type})"
+                f"{origin_of(where) if where is not None else ''} depends on an input dim of no known size; "
+                f"give the input a fixed shape with input_name_shape_dict.") from None
 
     def chw(self, v: Value) -> tuple[int, int, int]:
         """The rank-5 layout's (C, H, W) of an IR value (the layout analysis checked it has one)."""

@@ -7,6 +7,11 @@ transposes that keep the batch axis become ``permute``; concat and split on the
 channel axis, pad on H/W and slices on C/H/W have legacy layers. Keras's
 channels-last Flatten (``transpose`` to Keras order then ``flatten``) is one
 ``flatten`` layer in ``CHANNEL_LAST`` mode. Everything else uses the ND layers.
+
+ND reshapes of values with dynamic dims (flexible.py): one varying dim is -1 in
+``reshapeStatic``; with more, a reshape is ``rankPreservingReshape`` of the IR's
+own spec (0 copies an input dim, as in the IR) and squeeze/unsqueeze are
+``squeeze``/``expandDims``, so no layer carries a size.
 """
 from __future__ import annotations
 
@@ -57,8 +62,49 @@ def _reshape(ctx: CoremlContext, node: Node) -> None:
         return
     _nd(ctx, node, f"{node.op} {x.type} -> {out.type} changes the batch axis or the rank beyond 4",
         "reshapeStatic")
+    target, fixed = _nd_target(ctx, out)
+    if not fixed and node.op in ("squeeze", "unsqueeze"):
+        # Size-independent where the target is not: axes instead of a shape.
+        _, p = ctx.layer("squeeze" if node.op == "squeeze" else "expandDims", [ctx.name(x)], ctx.out(node))
+        p.axes.extend(norm_axes(node.attrs["axes"], out.rank if node.op == "unsqueeze" else x.rank))
+        return
+    if not fixed and node.op == "reshape" and x.rank >= 1 and out.rank >= 1:
+        _rank_preserving_reshape(ctx, node)
+        return
     _, p = ctx.layer("reshapeStatic", [ctx.name(x)], ctx.out(node))
-    p.targetShape.extend(ctx.dims(out))
+    p.targetShape.extend(target)
+
+
+def _rank_preserving_reshape(ctx: CoremlContext, node: Node) -> None:
+    """The IR reshape's own spec (0 copies an input dim, -1 is inferred), size-independent:
+    rankPreservingReshape reads both, at the larger of the two ranks (trailing unit axes
+    added by expandDims before it, or removed by squeeze after it)."""
+    x, out = node.inputs[0], node.outputs[0]
+    spec = [int(d) for d in node.attrs["shape"]]
+    src, dst = ctx.name(x), ctx.out(node)
+    if out.rank > x.rank:
+        src = ctx.tmp("expanded")
+        _, p = ctx.layer("expandDims", [ctx.name(x)], src)
+        p.axes.extend(range(x.rank, out.rank))
+    if out.rank < x.rank:
+        spec += [1] * (x.rank - out.rank)
+        dst = ctx.tmp("unit_axes")
+    _, p = ctx.layer("rankPreservingReshape", [src], dst)
+    p.targetShape.extend(spec)
+    if out.rank < x.rank:
+        _, p = ctx.layer("squeeze", [dst], ctx.out(node))
+        p.axes.extend(range(out.rank, x.rank))
+
+
+def _nd_target(ctx: CoremlContext, out: Value) -> tuple[list[int], bool]:
+    """reshapeStatic's target: the concrete dims, with -1 for the one dim that varies with a flexible
+    input axis; and whether that target holds at every size (two varying dims make it depend on the
+    sizes: flexible.py then fixes them)."""
+    dims = list(ctx.dims(out))
+    varying = [i for i, d in enumerate(out.shape) if isinstance(d, str) and (d == "?" or d in ctx.dynamic)]
+    if ctx.dynamic and len(varying) == 1:
+        dims[varying[0]] = -1
+    return dims, len(varying) <= 1 or not ctx.dynamic
 
 
 def folds_into_flatten(graph: Graph, node: Node) -> bool:
@@ -335,7 +381,9 @@ def _gather(ctx: CoremlContext, node: Node) -> None:
     x, idx = node.inputs
     _nd(ctx, node, "gather", "gather")
     indices = ctx.name(idx)
-    if idx.is_const and idx.rank == 0:
+    # A scalar index drops the axis; Core ML has no rank 0 and holds its index as a (1,) blob, which
+    # keeps it. Equal only where the result is 0-D, itself a (1,) blob: one entry of a 1-D shape tensor.
+    if idx.is_const and idx.rank == 0 and x.rank != 1:
         raise ctx.fail(node, "gather with a scalar index: use a slice")
     _, p = ctx.layer("gather", [ctx.name(x), indices], ctx.out(node))
     p.axis = norm_axis(node.attrs["axis"], x.rank)

@@ -7,12 +7,19 @@ declared shape is the IR shape with batch 1. An input named in
 ``image_input_names`` (IR ``(N, C, H, W)``, C = 1 or 3) is an image of W x H
 pixels, grayscale or RGB/BGR, with a scaler (``image_scale`` first, then the
 channel biases) as its preprocessing.
+
+Dynamic input axes (flexible.py) are declared at their default size with a
+``shapeRange`` / ``enumeratedShapes`` (images: ``imageSizeRange`` /
+``enumeratedSizes``), specification 3. Outputs are declared at the default
+sizes: Core ML reads an output's declared shape as a hint, the array it
+returns has the computed shape.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from kcc.backends.coreml.context import CoremlContext
+from kcc.backends.coreml.flexible import declare_array, declare_image, flexibility
 from kcc.backends.coreml.options import CoremlOptions
 from kcc.errors import OptionError
 from kcc.ir import Graph, Value
@@ -25,10 +32,20 @@ def _declared_shape(ctx: CoremlContext, v: Value) -> list[int]:
     return [c] if v.rank == 2 else [c, h, w]
 
 
-def _array_feature(ctx: CoremlContext, feature: Any, v: Value) -> None:
+def _array_feature(ctx: CoremlContext, feature: Any, v: Value, flexible: bool = False) -> None:
     arr = feature.type.multiArrayType
-    arr.shape.extend(_declared_shape(ctx, v))
+    default = _declared_shape(ctx, v)
+    arr.shape.extend(default)
     arr.dataType = type(arr).ArrayDataType.Value("FLOAT32")
+    if flexible:
+        declare_array(arr, ctx.nd, v, default, ctx.flexible)
+        _require_flexible(ctx, v)
+
+
+def _require_flexible(ctx: CoremlContext, v: Value) -> None:
+    what = flexibility(ctx.nd, v, ctx.flexible)
+    if what is not None:
+        ctx.require(3, None, f"flexible input shapes ({what}; input_name_shape_dict fixes them)")
 
 
 def _image_feature(ctx: CoremlContext, spec: Any, network: Any, feature: Any, v: Value,
@@ -40,6 +57,8 @@ def _image_feature(ctx: CoremlContext, spec: Any, network: Any, feature: Any, v:
     _, c, h, w = ctx.dims(v)
     img = feature.type.imageType
     img.width, img.height = int(w), int(h)
+    declare_image(img, v, ctx.flexible)
+    _require_flexible(ctx, v)
     bgr = bool(opts.image_option("is_bgr", name))
     space = "GRAYSCALE" if c == 1 else ("BGR" if bgr else "RGB")
     img.colorSpace = type(img).ColorSpace.Value(space)
@@ -67,7 +86,7 @@ def add_inputs(ctx: CoremlContext, spec: Any, network: Any, graph: Graph, opts: 
         if v.name in opts.image_input_names:
             _image_feature(ctx, spec, network, feature, v, opts)
         else:
-            _array_feature(ctx, feature, v)
+            _array_feature(ctx, feature, v, flexible=True)
 
 
 def add_outputs(ctx: CoremlContext, spec: Any, network: Any, graph: Graph, opts: CoremlOptions) -> None:

@@ -47,12 +47,15 @@ class BlobLayout:
         return f"{where}: ND layers ({self.why})"
 
 
-def plan_layout(graph: Graph, *, force_nd: bool = False) -> BlobLayout:
-    """Rank 5 when every node's check passes; else ND, naming the first node that needs it."""
+def plan_layout(graph: Graph, *, force_nd: bool = False, sizes: dict[str, int] | None = None) -> BlobLayout:
+    """Rank 5 when every node's check passes; else ND, naming the first node that needs it.
+
+    ``sizes`` gives the dynamic input axes the sizes the layers are written for (flexible.py).
+    """
     if force_nd:
         return BlobLayout(True, None, "force_nd=True")
     seq = frozenset(sequence_values(graph))
-    probe = CoremlContext(graph, None, nd=False, seq=set(seq))
+    probe = CoremlContext(graph, None, nd=False, seq=set(seq), sizes=dict(sizes or {}))
     for node in graph.nodes():
         check = RANK5_CHECKS.get(node.op)
         why = check(probe, node) if check is not None else None

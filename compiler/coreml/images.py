@@ -77,7 +77,7 @@ def _check_size(name: str, image_type, width: int, height: int) -> None:
         rng = image_type.imageSizeRange
         if _in_range(width, rng.widthRange) and _in_range(height, rng.heightRange):
             return
-        wanted = "a size within the model's range"
+        wanted = f"width {_describe(rng.widthRange)} x height {_describe(rng.heightRange)}"
     else:
         if (width, height) == (int(image_type.width), int(image_type.height)):
             return
@@ -85,6 +85,11 @@ def _check_size(name: str, image_type, width: int, height: int) -> None:
     raise RuntimeModelError(
         f"image input '{name}' is {width}x{height} (width x height) but the model expects {wanted}; "
         f"resize the image first")
+
+
+def _describe(size_range) -> str:
+    upper = int(size_range.upperBound)
+    return f"{int(size_range.lowerBound)}..{'*' if upper < 0 else upper}"
 
 
 def _in_range(value: int, size_range) -> bool:

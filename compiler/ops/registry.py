@@ -22,6 +22,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from kcc.errors import IRError
+from kcc.ops.shape_values import with_value
 from kcc.tensor_type import TensorType
 from kcc.table import Table
 
@@ -153,7 +154,10 @@ class OpDef:
             result = self.infer(attrs, *types)
         except IRError as e:
             raise IRError(f"{where} ({self.name}): {e}") from None
-        return list(result) if isinstance(result, (list, tuple)) else [result]
+        if not isinstance(result, (list, tuple)):
+            # A single output may carry a symbolic value (kcc.ops.shape_values).
+            return [with_value(attrs, self.name, types, result)]
+        return list(result)
 
     def infer(self, attrs: dict[str, Any], *types: TensorType | None) -> TensorType | list[TensorType]:
         raise NotImplementedError(f"op {self.name} declares no shape function")

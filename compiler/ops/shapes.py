@@ -1,7 +1,10 @@
 """Shape arithmetic shared by op declarations, with symbolic dims.
 
-A dim is an int or a symbol (str). Arithmetic on a symbol gives ``"?"`` unless
-the result is forced (multiplying by 1, ...); equal symbols are the same dim.
+A dim is an int or a symbol (str); equal symbols are the same dim. A product of
+dims is a symbol too, spelled canonically (``"8*N*seq"``: the int factor first,
+then the symbols sorted), so a flatten and the reshape back agree on their dims.
+Other arithmetic on a symbol gives ``"?"`` (unknown; two ``"?"`` are not the same
+dim) unless the result is forced (adding 0, ``max(d, 1)``, ...).
 """
 from __future__ import annotations
 
@@ -14,17 +17,52 @@ from kcc.tensor_type import Dim, Shape
 UNKNOWN = "?"
 
 
+def dim_factors(d: Dim) -> tuple[int, list[str]] | None:
+    """A dim as (int factor, symbol factors); None for an unknown dim (or a negative shape entry)."""
+    if isinstance(d, int):
+        return (d, []) if d >= 0 else None
+    if d == UNKNOWN:
+        return None
+    coef, syms = 1, []
+    for part in d.split("*"):
+        if part.isdigit():
+            coef *= int(part)
+        else:
+            syms.append(part)
+    return coef, syms
+
+
+def _from_factors(coef: int, syms: list[str]) -> Dim:
+    if coef == 0 or not syms:
+        return coef
+    return "*".join(([str(coef)] if coef != 1 else []) + sorted(syms))
+
+
+def dim_mul(a: Dim, b: Dim) -> Dim:
+    """a * b, a canonical product symbol when either is symbolic."""
+    fa, fb = dim_factors(a), dim_factors(b)
+    if fa is None or fb is None:
+        return 0 if 0 in (a, b) else UNKNOWN
+    return _from_factors(fa[0] * fb[0], fa[1] + fb[1])
+
+
+def dim_div(a: Dim, b: Dim) -> Dim:
+    """a / b when it divides exactly (symbols cancelling), else ``"?"``."""
+    fa, fb = dim_factors(a), dim_factors(b)
+    if fa is None or fb is None or fb[0] == 0 or fa[0] % fb[0]:
+        return UNKNOWN
+    left = list(fa[1])
+    for s in fb[1]:
+        if s not in left:
+            return UNKNOWN
+        left.remove(s)
+    return _from_factors(fa[0] // fb[0], left)
+
+
 def prod(dims: Sequence[Dim]) -> Dim:
     out: Dim = 1
     for d in dims:
-        if isinstance(out, int) and isinstance(d, int):
-            out *= d
-        elif d == 1:
-            continue
-        elif out == 1:
-            out = d
-        else:
-            out = UNKNOWN
+        out = dim_mul(out, d)
     return out
 
 
@@ -109,3 +147,30 @@ def spatial_out(in_shape: Shape, kernel: Sequence[int], strides: Sequence[int], 
     pads = tuple(pads) or (0,) * (2 * n)
     return tuple(conv_out(in_shape[2 + i], kernel[i], strides[i], dilations[i], pads[i] + pads[i + n],
                           auto_pad == "same") for i in range(n))
+
+
+def dim_op(kind: str, a: Dim, b: Dim) -> Dim:
+    """``a <kind> b`` on dims or shape-tensor entries (ints, possibly negative, and symbols).
+
+    ``kind`` is add, sub, mul, div (integer division truncating toward zero, as the
+    IR's and ONNX's integer Div), max or min. A symbol survives only where the result
+    is forced (``d * 1``, ``d + 0``, ``max(d, 1)`` since dims are >= 1, ``max(d, d)``);
+    anything else involving a symbol is ``"?"``.
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        if kind == "div":
+            return 0 if b == 0 else abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+        return {"add": a + b, "sub": a - b, "mul": a * b, "max": max(a, b), "min": min(a, b)}[kind]
+    if kind in ("max", "min") and a == b and a != UNKNOWN:
+        return a
+    if kind == "max" and (a == 1 or b == 1):
+        return b if a == 1 else a
+    if kind == "mul":
+        return dim_mul(a, b)
+    if kind in ("add", "sub") and b == 0:
+        return a
+    if kind == "add" and a == 0:
+        return b
+    if kind == "div" and b != 0:
+        return dim_div(a, b)
+    return UNKNOWN

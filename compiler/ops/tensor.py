@@ -8,7 +8,7 @@ import numpy as np
 from kcc.errors import IRError
 from kcc.tensor_type import TensorType
 from kcc.ops.registry import Attr, OpDef, register_op
-from kcc.ops.shapes import UNKNOWN, norm_axes, norm_axis, prod
+from kcc.ops.shapes import UNKNOWN, dim_div, norm_axes, norm_axis, prod
 
 
 @register_op
@@ -62,15 +62,8 @@ def reshape_target(in_shape: tuple, spec: tuple[int, ...]) -> tuple:
                 raise IRError(f"cannot reshape {in_shape} to {spec}")
             out[k] = total // known
         else:
-            # Only the copied symbolic dims are unknown: cancel them if they match.
-            sym_in = [d for d in in_shape if isinstance(d, str)]
-            sym_out = [d for d in out if isinstance(d, str)]
-            if sym_in == sym_out and all(isinstance(d, int) for d in in_shape if not isinstance(d, str)):
-                ti = prod([d for d in in_shape if isinstance(d, int)])
-                to = prod([d for d in out if isinstance(d, int) and d != -1])
-                out[k] = ti // to if to and ti % to == 0 else UNKNOWN
-            else:
-                out[k] = UNKNOWN
+            # Symbolic dims (and products of them) cancel where they match.
+            out[k] = dim_div(total, known)
     else:
         a, b = prod(in_shape), prod(out)
         if isinstance(a, int) and isinstance(b, int) and a != b:
@@ -161,6 +154,27 @@ class Pad(OpDef):
         return np.pad(x, pw, mode=attrs["mode"])
 
 
+# An end at least this large means "to the end" (tf2onnx writes 1e9 or INT32/INT64 max).
+_TO_THE_END = 10 ** 9
+
+
+def _whole_axis(s: slice) -> bool:
+    """Whether slice ``s`` keeps every element of an axis of any length (a symbolic dim stays itself)."""
+    return s.step in (None, 1) and s.start in (None, 0) and (s.stop is None or s.stop >= _TO_THE_END)
+
+
+def _one_element(s: slice) -> bool:
+    """Whether slice ``s`` keeps exactly one element of any non-empty axis: ``[i:i+1]`` or ``[-1:]``.
+
+    ``x[:, 0]`` on a dynamic-length sequence: a symbolic dim is a size of at
+    least 1, so the result has size 1 whatever the length.
+    """
+    start = 0 if s.start is None else s.start
+    if s.step not in (None, 1):
+        return False
+    return start == 0 and s.stop == 1 or start == -1 and (s.stop is None or s.stop >= _TO_THE_END or s.stop == 0)
+
+
 @register_op
 class Slice(OpDef):
     """x[starts:ends:steps] on ``axes``; ends are clamped like numpy (use a large value for 'to the end')."""
@@ -182,7 +196,12 @@ class Slice(OpDef):
         out = list(x.shape)
         for i, s in enumerate(self._slices(attrs, x.rank)):
             if s != slice(None):
-                out[i] = len(range(*s.indices(x.shape[i]))) if isinstance(x.shape[i], int) else UNKNOWN
+                if isinstance(x.shape[i], int):
+                    out[i] = len(range(*s.indices(x.shape[i])))
+                elif _one_element(s):
+                    out[i] = 1
+                elif not _whole_axis(s):
+                    out[i] = UNKNOWN
         return TensorType(tuple(out), x.dtype)
 
     def compute(self, attrs, x):

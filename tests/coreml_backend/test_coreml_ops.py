@@ -148,6 +148,8 @@ case("layer_norm", lambda op, x: op.layer_norm(x, op.const(w(3, 4, 5)), op.const
 case("layer_norm-hw", lambda op, x: op.layer_norm(x, op.const(w(4, 5)), None, axes=(2, 3)))
 case("layer_norm-channels", lambda op, x: op.layer_norm(x, op.const(w(3)), op.const(w(3)), axes=(1,)))
 case("layer_norm-plain", lambda op, x: op.layer_norm(x, axes=(3,)))
+case("rms_norm", lambda op, x: op.rms_norm(x, op.const(w(3)), axes=(1,), epsilon=1e-3))
+case("rms_norm-hw", lambda op, x: op.rms_norm(x, op.const(w(4, 5)), axes=(2, 3)))
 case("argmax", lambda op, x: op.argmax(x, axis=1))
 case("argmin", lambda op, x: op.argmin(x, axis=3, keepdims=True))
 case("one_hot", lambda op, x: op.one_hot(x, depth=5, axis=1, on_value=2.0, off_value=-1.0), [(4,)], "index")
@@ -175,6 +177,14 @@ case("is_inf", lambda op, x: op.is_inf(op.exp(op.mul(x, op.const(np.float32(100.
 case("where", lambda op, x, y: op.where(op.greater(x, op.const(np.float32(0.0))), x, y), [X4, (4, 5)])
 case("cumsum", lambda op, x: op.cumsum(x, axis=2, exclusive=True, reverse=True))
 case("fill_like", lambda op, x: op.add(op.fill_like(x, value=2.5), x))
+# Shape arithmetic (test_coreml_shape_ops.py runs it at two sequence lengths).
+_I64 = np.int64
+case("shape", lambda op, x: op.add(x, op.cast(op.slice(op.shape(x), starts=(3,), ends=(4,), axes=(0,)), to="f32")))
+case("range", lambda op, x: op.add(x, op.cast(op.range(op.const(_I64(0)), op.gather(
+    op.shape(x), op.const(_I64(3)), axis=0), op.const(_I64(1))), to="f32")))
+case("expand", lambda op, x: op.add(x, op.expand(op.const(w(3, 1, 1)), op.shape(x))))
+case("reshape_to", lambda op, x: op.reshape_to(x, op.concat(
+    op.slice(op.shape(x), starts=(0,), ends=(2,), axes=(0,)), op.const(np.asarray([-1], _I64)), axis=0)))
 
 # Ops whose runtime check lives elsewhere: custom layers have no implementation to run
 # (test_coreml_custom.py checks their spec).

@@ -78,8 +78,9 @@ def test_names_and_shapes():
     assert list(spec.description.input[0].type.multiArrayType.shape) == [3, 12, 10]
     assert spec.description.output[0].name == "scores"
     assert list(spec.description.output[0].type.multiArrayType.shape) == [2]
-    with pytest.raises(ConversionError, match="input_name_shape_dict"):
-        kcc.compile(model, target="coreml")
+    # without it, the dynamic height and width are an image-like range (test_coreml_flexible_shapes.py)
+    flexible = kcc.compile(model, target="coreml").get_spec().description.input[0].type.multiArrayType
+    assert [(r.lowerBound, r.upperBound) for r in flexible.shapeRange.sizeRanges] == [(3, 3), (3, -1), (3, -1)]
 
 
 BAD = [
@@ -136,16 +137,16 @@ def test_cli_writes_mlmodel_and_nothing_on_error(tmp_path, capsys):
     assert rc == 1 and not bad.exists()
 
 
-def test_weights_written_as_bytes_fast():
-    """A 4M-weight Dense converts in well under a second: weights never go in one float at a time."""
-    import time
+def test_large_dense_weights_written_exactly():
+    """A 4M-weight Dense keeps every weight, transposed to Core ML's (out, in) order.
+
+    How fast the weights are written (as bytes, never one float at a time) is a
+    benchmark (bench/convert_speed.py), not a timed test.
+    """
     keras.utils.set_random_seed(0)
     inp = keras.Input((2048,))
     model = keras.Model(inp, L.Dense(2048)(inp))
-    t = time.perf_counter()
     mlmodel = kcc.compile(model, target="coreml")
-    elapsed = time.perf_counter() - t
     w = network(mlmodel.get_spec()).layers[0].innerProduct.weights
     assert len(w.floatValue) == 2048 * 2048
-    np.testing.assert_array_equal(np.asarray(w.floatValue[:5], np.float32), model.weights[0].numpy().T.ravel()[:5])
-    assert elapsed < 3.0, elapsed
+    np.testing.assert_array_equal(np.asarray(w.floatValue, np.float32), model.weights[0].numpy().T.ravel())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcc.formats.coreml_layers import SHAPE_LAYERS
 from kcc.frontends.coreml.nn_context import NNLayerContext, nn_layer
 from kcc.ir import Value
 
@@ -90,10 +91,12 @@ def _batched_matmul(ctx: NNLayerContext) -> Value:
 def _layer_norm(ctx: NNLayerContext) -> Value:
     p = ctx.params
     shape = tuple(int(d) for d in p.normalizedShape)
-    axes = tuple(range(ctx.x.rank - len(shape), ctx.x.rank))
+    # In a rank-5 model the normalized dims are the trailing ones of the (C, H, W) blob.
+    x = ctx.x if ctx.nd else ctx.as4(ctx.x)
+    axes = tuple(range(x.rank - len(shape), x.rank))
     gamma = ctx.const(ctx.weights(p.gamma, shape, "gamma"), "gamma")
     beta = ctx.const(ctx.weights(p.beta, shape, "beta"), "beta")
-    return ctx.node("layer_norm", [ctx.x, gamma, beta], {"axes": axes, "epsilon": float(np.float32(p.eps))})
+    return ctx.node("layer_norm", [x, gamma, beta], {"axes": axes, "epsilon": float(np.float32(p.eps))})
 
 
 @nn_layer("loadConstantND")
@@ -235,3 +238,51 @@ def _broadcast_static(ctx: NNLayerContext) -> Value:
 @nn_layer("broadcastToLike")
 def _broadcast_like(ctx: NNLayerContext) -> Value:
     return ctx.node("add", [ctx.x, ctx.node("fill_like", [ctx.inputs[1]], {"value": 0.0})])
+
+
+# ------------------------------------------------------------ shape layers
+# The rows of kcc.formats.coreml_layers.SHAPE_LAYERS read back. Core ML blobs are float32, so a
+# shape tensor leaves getShape as f32 (the IR's i64 cast) and enters expand / reshape_to as i64;
+# rangeDynamic's (1,) operands become the IR range's 0-D ones. broadcastToDynamic is one-way, a
+# case of the IR expand's two-way broadcast.
+def _index(ctx: NNLayerContext, v: Value) -> Value:
+    return ctx.node("cast", [v], {"to": "i64"})
+
+
+@nn_layer(SHAPE_LAYERS["shape"])
+def _get_shape(ctx: NNLayerContext) -> Value:
+    return ctx.node("cast", [ctx.node("shape", [ctx.x])], {"to": "f32"})
+
+
+@nn_layer(SHAPE_LAYERS["range"])
+def _range_dynamic(ctx: NNLayerContext) -> Value:
+    p = ctx.params
+
+    def operand(i: int, default: float) -> Value:
+        if i < len(ctx.inputs):
+            return ctx.node("reshape", [ctx.inputs[i]], {"shape": ()})
+        return ctx.const(np.float32(default), "range")
+
+    return ctx.node("range", [operand(1, p.startValue), operand(0, 0.0), operand(2, p.stepSizeValue)])
+
+
+@nn_layer(SHAPE_LAYERS["expand"])
+def _broadcast_dynamic(ctx: NNLayerContext) -> Value:
+    return ctx.node("expand", [ctx.x, _index(ctx, ctx.inputs[1])])
+
+
+@nn_layer(SHAPE_LAYERS["reshape_to"])
+def _reshape_dynamic(ctx: NNLayerContext) -> Value:
+    return ctx.node("reshape_to", [ctx.x, _index(ctx, ctx.inputs[1])])
+
+
+@nn_layer("fillDynamic")
+def _fill_dynamic(ctx: NNLayerContext) -> Value:
+    """A constant broadcast to the runtime shape of its input (the emitter's two-way expand uses it)."""
+    return ctx.node("expand", [ctx.const(np.float32(ctx.params.value), "fill"), _index(ctx, ctx.x)])
+
+
+@nn_layer("rankPreservingReshape")
+def _rank_preserving_reshape(ctx: NNLayerContext) -> Value:
+    """0 copies the input dim and one -1 is inferred, as the IR reshape's own spec."""
+    return ctx.node("reshape", [ctx.x], {"shape": tuple(int(d) for d in ctx.params.targetShape)})

@@ -20,10 +20,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError, KccError
 from kcc.frontends.onnx import symbolic
 from kcc.frontends.onnx.registry import OnnxNodeContext, UnsupportedOnnxOp, handler_for
-from kcc.ir import Graph, Value
+from kcc.ir import DTYPES, Graph, Value
 
 Known = Value | np.ndarray
 
@@ -63,6 +64,8 @@ class OnnxImporter:
         self.env: dict[str, Known] = {}
         # id of a Shape(x) result with symbolic dims -> x (the arrays stay alive in env).
         self.shape_sources: dict[int, Value] = {}
+        # symbol -> a value having that dim, to compute symbolic shapes at run time.
+        self.dim_sources = symbolic.DimSources()
 
     # ------------------------------------------------------------------ API
     def import_graph(self, g: onnx.GraphProto, bound: dict[str, Value]) -> list[Known]:
@@ -70,20 +73,28 @@ class OnnxImporter:
         for init in g.initializer:
             self.env[init.name] = numpy_helper.to_array(init)
         self.env.update(bound)
+        for v in bound.values():
+            self.dim_sources.record(v)
+        before = {n.name for n in self.graph.nodes()} | {v.name for v in self.graph.constants()}
         for node in g.node:
             self._lower(node)
         try:
-            return [self.env[o.name] for o in g.output]
+            outs = [self.env[o.name] for o in g.output]
         except KeyError as e:
             raise ConversionError(f"ONNX graph output {e.args[0]!r} is never computed") from None
+        self._prune(before, [x for x in outs if isinstance(x, Value)])
+        return outs
 
     def materialize(self, x: Known, name: str) -> Value:
         """An IR value for an output that folded to a constant."""
         if isinstance(x, Value):
             return x
         if x.dtype == object:
-            raise ConversionError(f"output {name!r} is a shape with symbolic dims {list(x.ravel())}; "
-                                  "give the model static input shapes")
+            v = self.dim_sources.materialize(x, GraphBuilder(self.graph, origin=self.origin, name=name))
+            if v is None:
+                raise ConversionError(f"output {name!r} is a shape with symbolic dims {list(x.ravel())} that kcc "
+                                      "cannot compute at run time; give the model static input shapes")
+            return v
         return self.graph.add_const(x, name)
 
     # ------------------------------------------------------------ internals
@@ -110,7 +121,33 @@ class OnnxImporter:
             outs = self._call(node, ins, self.graph)
         for name, v in zip(node.output, outs):
             if name:
-                self.env[name] = v
+                self.env[name] = self._known(v)
+
+    def _known(self, x: Known) -> Known:
+        """An IR value whose entries the graph knows (kcc.ops.shape_values) is held as that array."""
+        if not isinstance(x, Value) or x.is_const or x.type.value is None:
+            return x
+        value = x.type.value
+        if symbolic.UNKNOWN in value:
+            return x
+        if all(isinstance(d, int) for d in value):
+            arr = np.asarray(value, dtype=DTYPES[x.dtype])
+        else:
+            arr = np.empty(len(value), dtype=object)
+            arr[:] = list(value)
+        return arr.reshape(tuple(int(d) for d in x.shape))
+
+    def _prune(self, before: set[str], keep: list[Value]) -> None:
+        """Remove the nodes this import made that nothing reads (shape arithmetic folded after all)."""
+        kept = {id(v) for v in keep}
+        for n in reversed(self.graph.nodes()):
+            if n.name in before:
+                continue
+            if all(not self.graph.uses(v) and not self.graph.is_output(v) and id(v) not in kept for v in n.outputs):
+                self.graph.remove_node(n)
+        for v in self.graph.constants():
+            if v.name not in before and not self.graph.uses(v) and not self.graph.is_output(v) and id(v) not in kept:
+                self.graph.remove_value(v)
 
     @staticmethod
     def unsupported_nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -130,7 +167,7 @@ class OnnxImporter:
         handler = self._handler(node)
         name = self.name_prefix + (node.name or node.op_type)
         ctx = OnnxNodeContext(graph, node, ins, self.opset, self.origin or node.name or node.op_type, name,
-                              self.shape_sources, self.options)
+                              self.shape_sources, self.options, self.dim_sources)
         try:
             result = handler(ctx)
         except UnsupportedOnnxOp:
@@ -147,7 +184,7 @@ class OnnxImporter:
         if any(x is not None and x.dtype == object for x in ins):
             attrs = OnnxNodeContext(self.graph, node, [], self.opset, "", "").attrs
             out = symbolic.evaluate(node.op_type, attrs, ins)
-            if out is not None:
+            if out is not None and not symbolic.has_unknown(out):
                 return [out]
             # Not shape arithmetic: the handler builds real nodes (ConstantOfShape, Expand, ...)
             # from the symbolic shape, or says it cannot.
@@ -159,13 +196,17 @@ class OnnxImporter:
         env = run(scratch, {}, keep=True)
         return [r.const if r.is_const else env[r.name] for r in results]
 
-    def _shape(self, node: onnx.NodeProto, x: Value) -> np.ndarray:
+    def _shape(self, node: onnx.NodeProto, x: Value) -> Known:
         dims = list(x.shape)
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         start, end = attrs.get("start", 0), attrs.get("end", None)
         dims = dims[start:end]
         if all(isinstance(d, int) for d in dims):
             return np.asarray(dims, dtype=np.int64)
+        self.dim_sources.record(x)
+        if symbolic.UNKNOWN in dims:
+            # A dim no symbol names: read at run time (the IR shape op), not known now.
+            return self._call(node, [x], self.graph)[0]
         out = np.asarray(dims, dtype=object)
         if start == 0 and end is None:
             self.shape_sources[id(out)] = x

@@ -22,6 +22,7 @@ from onnx import helper
 from kcc.builder import GraphBuilder
 from kcc.errors import ConversionError
 from kcc.formats.onnx_ops import IR_DTYPES
+from kcc.frontends.onnx.symbolic import DimSources
 from kcc.ir import Graph, Value, dtype_of
 from kcc.table import Table
 
@@ -68,8 +69,10 @@ class OnnxNodeContext:
 
     def __init__(self, graph: Graph, node: onnx.NodeProto, inputs: list[Value | np.ndarray | None],
                  opset: int, origin: str, name: str, shape_sources: dict[int, Value] | None = None,
-                 options: dict[str, Any] | None = None):
+                 options: dict[str, Any] | None = None, dim_sources: DimSources | None = None):
         self.graph = graph
+        # Where symbolic dims are read at run time, to turn a symbolic shape into IR (symbolic.py).
+        self.dim_sources = dim_sources
         # Importer options (see OnnxImporter), e.g. "exact_resize_sizes".
         self.options = options or {}
         self._shape_sources = shape_sources or {}
@@ -103,11 +106,37 @@ class OnnxNodeContext:
             return x
         if i not in self._materialized:
             if x.dtype == object:
-                raise self.fail(f"input {i} is a shape computed from symbolic dims {list(x.ravel())}, "
-                                "used as data; give the model static shapes (input_name_shape_dict)")
-            dtype_of(x)  # refuse dtypes the IR lacks, with the IR's message
-            self._materialized[i] = self.op.const(x)
+                self._materialized[i] = self._symbolic_value(i, x)
+            else:
+                dtype_of(x)  # refuse dtypes the IR lacks, with the IR's message
+                self._materialized[i] = self.op.const(x)
         return self._materialized[i]
+
+    def _symbolic_value(self, i: int, x: np.ndarray) -> Value:
+        """IR computing a symbolic shape used as data (its dims read with ``shape`` at run time)."""
+        v = None if self.dim_sources is None else self.dim_sources.materialize(x, self.op, self._int_dtype())
+        if v is None:
+            raise self.fail(f"input {i} is a shape computed from symbolic dims {list(x.ravel())} that kcc cannot "
+                            "compute at run time; give the model static shapes (input_name_shape_dict)")
+        return v
+
+    def _int_dtype(self) -> str:
+        """The integer dtype of the node's other integer operands (i64 when none says)."""
+        for x in self.inputs:
+            if isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.dtype != object:
+                return "i32" if x.dtype == np.int32 else "i64"
+            if isinstance(x, Value) and x.dtype in ("i32", "i64"):
+                return x.dtype
+        return "i64"
+
+    def shape_value(self, i: int) -> Value | None:
+        """Input ``i`` as an IR shape tensor when it is only known at run time (None when it is known now)."""
+        x = self.inputs[i] if i < len(self.inputs) else None
+        if isinstance(x, Value) and not x.is_const:
+            return x
+        if isinstance(x, np.ndarray) and x.dtype == object and any(d == "?" for d in x.ravel()):
+            return self.value(i)
+        return None
 
     def values(self) -> list[Value]:
         return [self.value(i) for i in range(len(self.inputs)) if self.inputs[i] is not None]

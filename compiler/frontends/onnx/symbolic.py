@@ -6,7 +6,10 @@ Slice, Max/Mul with 1, ...) is known up to those symbols. Such values are held
 as numpy ``object`` arrays of ints and symbol strings; this table evaluates the
 ops that appear in shape computations on them. A consumer such as ``Reshape``
 then turns a symbol back into ``0`` (copy that input dim) or ``-1`` (infer).
-Values computed from several unknown symbols become ``"?"``.
+A result that would hold ``"?"`` (a product of two symbols, ...) is not
+kept here: the importer builds the IR shape ops instead (``DimSources``
+materializes the inputs), whose symbolic values (kcc.ops.shape_values) carry
+on from there.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kcc.ops.shapes import UNKNOWN
+from kcc.builder import GraphBuilder
+from kcc.ir import DTYPES, Value
+from kcc.ops.shapes import UNKNOWN, dim_factors, dim_op
 
 SymbolicFn = Callable[[dict[str, Any], list[np.ndarray | None]], np.ndarray]
 SYMBOLIC: dict[str, SymbolicFn] = {}
@@ -32,28 +37,10 @@ def _obj(x: np.ndarray) -> np.ndarray:
     return x.astype(object) if x.dtype != object else x
 
 
-def _dim_op(kind: str, a: Any, b: Any) -> Any:
-    if not isinstance(a, str) and not isinstance(b, str):
-        return {"add": a + b, "sub": a - b, "mul": a * b, "div": a // b, "max": max(a, b), "min": min(a, b)}[kind]
-    if kind in ("max", "min") and a == b:
-        return a
-    if kind == "max" and (a == 1 or b == 1):  # dims are >= 1: max(d, 1) == d
-        return b if a == 1 else a
-    if kind == "mul" and (a == 1 or b == 1):
-        return b if a == 1 else a
-    if kind in ("add", "sub") and b == 0:
-        return a
-    if kind == "add" and a == 0:
-        return b
-    if kind == "div" and b == 1:
-        return a
-    return UNKNOWN
-
-
 def _binary(kind: str) -> SymbolicFn:
     def fn(attrs: dict[str, Any], xs: list[np.ndarray | None]) -> np.ndarray:
         a, b = np.broadcast_arrays(_obj(xs[0]), _obj(xs[1]))
-        return np.array([_dim_op(kind, p, q) for p, q in zip(a.ravel(), b.ravel())], dtype=object).reshape(a.shape)
+        return np.array([dim_op(kind, p, q) for p, q in zip(a.ravel(), b.ravel())], dtype=object).reshape(a.shape)
     return fn
 
 
@@ -61,9 +48,19 @@ for _op, _kind in (("Add", "add"), ("Sub", "sub"), ("Mul", "mul"), ("Div", "div"
     symbolic(_op)(_binary(_kind))
 
 
-@symbolic("Identity", "Cast")
+@symbolic("Identity")
 def _identity(attrs, xs):
     return xs[0]
+
+
+# ONNX element types of integers: a Cast between them keeps the dims.
+_INT_ELEM_TYPES = (2, 3, 4, 5, 6, 7, 12, 13)
+
+
+@symbolic("Cast")
+def _cast(attrs, xs):
+    # A cast to float computes with the dims (a scale from a length): that is real IR math.
+    return xs[0] if attrs.get("to") in _INT_ELEM_TYPES else None
 
 
 @symbolic("Gather")
@@ -107,7 +104,7 @@ def _slice(attrs, xs):
 def _reduce_prod(attrs, xs):
     out: Any = 1
     for d in xs[0].ravel():
-        out = _dim_op("mul", out, d)
+        out = dim_op("mul", out, d)
     return np.array(out if attrs.get("keepdims", 1) == 0 else [out], dtype=object)
 
 
@@ -117,8 +114,99 @@ def evaluate(op_type: str, attrs: dict[str, Any], xs: list[np.ndarray | None]) -
     if fn is None:
         return None
     out = fn(attrs, xs)
+    if out is None:
+        return None
     # np.take of one element of an object array gives the bare element: keep it an object array.
     out = out if isinstance(out, np.ndarray) and out.dtype.kind != "U" else np.array(out, dtype=object)
     if out.dtype == object and not any(isinstance(d, str) for d in out.ravel()):
         return out.astype(np.int64)
     return out
+
+
+def has_unknown(x: np.ndarray) -> bool:
+    """Whether a symbolic array holds an entry nothing names (``"?"``)."""
+    return x.dtype == object and any(d == UNKNOWN for d in x.ravel())
+
+
+class DimSources:
+    """Where each named dim symbol can be read at run time: symbol -> (value, axis).
+
+    Filled with the dims of every value the importer takes a ``Shape`` of (and of
+    the bound inputs). ``materialize`` turns a symbolic array back into IR:
+    ``gather(shape(src), [axis])`` per symbol, constants between, one ``concat``.
+    """
+
+    def __init__(self) -> None:
+        self.sources: dict[str, tuple[Value, int]] = {}
+        self._dims: dict[tuple[str, str], Value] = {}
+        self._shapes: dict[str, Value] = {}
+
+    def record(self, v: Value) -> None:
+        for axis, d in enumerate(v.shape):
+            if isinstance(d, str) and d != UNKNOWN:
+                self.sources.setdefault(d, (v, axis))
+
+    def shape_of(self, op: GraphBuilder, v: Value) -> Value:
+        """One ``shape(v)`` node per value and graph."""
+        key = v.name
+        s = self._shapes.get(key)
+        if s is None or not op.graph.has_value(s.name) or op.graph.value(s.name) is not s:
+            s = self._shapes[key] = op.shape(v)
+        return s
+
+    def materialize(self, x: np.ndarray, op: GraphBuilder, dtype: str = "i64") -> Value | None:
+        """An IR value computing symbolic array ``x`` (None when an entry has no source)."""
+        if x.ndim == 0 and isinstance(x.item(), str):
+            return self.dim(op, x.item(), dtype, scalar=True)
+        pieces: list[Value] = []
+        ints: list[int] = []
+        np_dtype = np.int32 if dtype == "i32" else np.int64
+
+        def flush() -> None:
+            if ints:
+                pieces.append(op.const(np.asarray(ints, dtype=np_dtype)))
+                ints.clear()
+
+        for d in x.ravel():
+            if not isinstance(d, str):
+                ints.append(int(d))
+                continue
+            flush()
+            piece = self.dim(op, d, dtype)
+            if piece is None:
+                return None
+            pieces.append(piece)
+        flush()
+        flat = pieces[0] if len(pieces) == 1 else op.concat(*pieces, axis=0)
+        if x.ndim == 1:
+            return flat
+        return op.reshape(flat, shape=tuple(int(n) for n in x.shape))
+
+    def dim(self, op: GraphBuilder, sym: str, dtype: str = "i64", *, scalar: bool = False) -> Value | None:
+        """Symbol ``sym`` read at run time: ``gather(shape(src), [axis])`` (0-D with ``scalar``); None if unknown."""
+        key = (sym, dtype, scalar)
+        v = self._dims.get(key)
+        if v is not None and op.graph.has_value(v.name) and op.graph.value(v.name) is v:
+            return v
+        if sym in self.sources:
+            src, axis = self.sources[sym]
+            index = np.asarray(axis if scalar else [axis], dtype=np.int64)
+            v = op.gather(self.shape_of(op, src), op.const(index), axis=0)
+            if dtype != "i64":
+                v = op.cast(v, to=dtype)
+        else:
+            # A product of dims ("8*N*seq"): multiply the factors read at run time.
+            factors = dim_factors(sym)
+            if factors is None or not factors[1] or (len(factors[1]) == 1 and factors[0] == 1):
+                return None
+            coef, syms = factors
+            parts = [self.dim(op, s, dtype, scalar=scalar) for s in syms]
+            if any(p is None for p in parts):
+                return None
+            v = parts[0]
+            for p in parts[1:]:
+                v = op.mul(v, p)
+            if coef != 1:
+                v = op.mul(v, op.const(np.asarray(coef if scalar else [coef], dtype=DTYPES[dtype])))
+        self._dims[key] = v
+        return v

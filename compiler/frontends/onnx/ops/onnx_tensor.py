@@ -8,6 +8,7 @@ import numpy as np
 
 from kcc.frontends.onnx.registry import OnnxNodeContext, onnx_op
 from kcc.ir import DTYPES, Value
+from kcc.ops.shape_ops import static_reshape_spec
 
 
 @onnx_op("Dropout")
@@ -24,26 +25,25 @@ def transpose(ctx: OnnxNodeContext) -> Value:
     return ctx.op.transpose(x, perm=tuple(perm))
 
 
-def reshape_spec(ctx: OnnxNodeContext, x: Value, dims: list) -> tuple[int, ...]:
-    """ONNX Reshape's target with symbolic entries turned into 0 (copy that dim) or -1 (infer)."""
-    spec: list[int] = []
-    for i, d in enumerate(dims):
-        if isinstance(d, str):
-            same = d != "?" and i < x.rank and x.shape[i] == d
-            spec.append(0 if same else -1)
-        else:
-            spec.append(d)
-    if spec.count(-1) > 1:
-        raise ctx.fail(f"target shape {dims} has more than one unknown dim; give the model static input shapes")
-    return tuple(spec)
-
-
 @onnx_op("Reshape")
 def reshape(ctx: OnnxNodeContext) -> Value:
+    """A target known now (ints, symbols of the input's own dims, one unknown) is the static reshape.
+
+    Otherwise the target is computed at run time: ``reshape_to``, whose output dims
+    come from the target's symbolic value.
+    """
     x = ctx.value(0)
-    if ctx.attr("allowzero", 0) and 0 in ctx.dims(1):
-        raise ctx.fail("allowzero=1 with a 0 in the shape is not supported")
-    return ctx.op.reshape(x, shape=reshape_spec(ctx, x, ctx.dims(1)))
+    target = ctx.shape_value(1)
+    dims = ctx.dims(1) if target is None else target.type.value
+    if dims is not None:
+        if ctx.attr("allowzero", 0) and 0 in dims:
+            raise ctx.fail("allowzero=1 with a 0 in the shape is not supported")
+        spec = static_reshape_spec(x.shape, tuple(dims))
+        if spec is not None:
+            return ctx.op.reshape(x, shape=spec)
+    if ctx.attr("allowzero", 0):
+        raise ctx.fail("allowzero=1 with a shape computed at run time is not supported")
+    return ctx.op.reshape_to(x, ctx.value(1))
 
 
 @onnx_op("Flatten")
@@ -122,7 +122,18 @@ def unsqueeze(ctx: OnnxNodeContext) -> Value:
 
 @onnx_op("Tile")
 def tile(ctx: OnnxNodeContext) -> Value:
-    return ctx.op.tile(ctx.value(0), repeats=tuple(ctx.ints(1)))
+    """Repeats known now: ``tile``. Repeats known only at run time (``tf.tile(mask, [batch, 1, 1])``) of
+    size-1 axes: an ``expand`` (a repeat of a size-1 axis is a broadcast)."""
+    x = ctx.value(0)
+    known = ctx.inputs[1]
+    if ctx.is_const(1) or (isinstance(known, Value) and known.is_const):
+        return ctx.op.tile(x, repeats=tuple(ctx.ints(1)))
+    reps = ctx.value(1)
+    entries = reps.type.value or (None,) * x.rank
+    if any(e != 1 and d != 1 for e, d in zip(entries, x.shape)):
+        raise ctx.fail(f"repeats {list(entries)} computed at run time tile axes of size other than 1 "
+                       f"(input shape {list(x.shape)}); give the model static input shapes")
+    return ctx.op.expand(x, reps)
 
 
 @onnx_op("Gather")
@@ -159,9 +170,11 @@ def split(ctx: OnnxNodeContext) -> list[Value]:
 
 @onnx_op("Expand")
 def expand(ctx: OnnxNodeContext) -> Value:
-    """Broadcast to a shape: a multiply by ones of that shape (a constant, or shaped like the Shape's source)."""
+    """Broadcast to a shape: a multiply by ones of a known shape (or shaped like the Shape's source),
+    else the ``expand`` op on the shape computed at run time."""
     x = ctx.value(0)
-    return ctx.op.mul(x, _filled(ctx, 1, 1.0, x.dtype))
+    ones = _filled(ctx, 1, 1.0, x.dtype)
+    return ctx.op.expand(x, ctx.value(1)) if ones is None else ctx.op.mul(x, ones)
 
 
 @onnx_op("ConstantOfShape")
@@ -171,16 +184,20 @@ def constant_of_shape(ctx: OnnxNodeContext) -> Value:
     dtype = {np.dtype(v): k for k, v in DTYPES.items()}.get(value.dtype)
     if dtype is None:
         raise ctx.fail(f"value of dtype {value.dtype} is not supported")
-    return _filled(ctx, 0, float(value[0]), dtype)
+    filled = _filled(ctx, 0, float(value[0]), dtype)
+    if filled is None:
+        filled = ctx.op.expand(ctx.op.const(value.reshape(())), ctx.value(0))
+    return filled
 
 
-def _filled(ctx: OnnxNodeContext, i: int, value: float, dtype: str) -> Value:
-    """A tensor of the shape held by input ``i``, filled with ``value``."""
+def _filled(ctx: OnnxNodeContext, i: int, value: float, dtype: str) -> Value | None:
+    """A tensor of the shape held by input ``i``, filled with ``value`` (None: known only at run time)."""
+    if ctx.shape_value(i) is not None:
+        return None
     dims = ctx.dims(i)
     if all(isinstance(d, int) for d in dims):
         return ctx.op.const(np.full(dims, value, dtype=DTYPES[dtype]))
     source = ctx.shape_source(i)
     if source is None:
-        raise ctx.fail(f"its shape {dims} has symbolic dims and is not the shape of one tensor; "
-                       "give the model static input shapes")
+        return None
     return ctx.op.fill_like(source, value=value, dtype=dtype)
