@@ -44,8 +44,9 @@ BACKEND_COLUMNS: dict[str, BackendColumn] = {"onnx": _onnx_column, "coreml": cor
 # Options the handlers refuse, kept next to the generator so docs/layers.md states them.
 LIMITS = (
     "`data_format='channels_first'` layers (kcc reads Keras's default channels_last models).",
-    "Masking / `Embedding(mask_zero=True)` when a downstream layer reads the mask (RNNs, attention, "
-    "GlobalAveragePooling1D, Softmax, ...); with no reader the mask cannot change results and the layer converts.",
+    "A Keras mask (Masking, `Embedding(mask_zero=True)`) reaching a layer that reads it where kcc cannot "
+    "apply it: recurrent layers, Bidirectional, ConvLSTM, TimeDistributed, a Lambda whose function takes `mask` "
+    "(attention layers, GlobalAveragePooling1D and Softmax apply it; see tests/layers/test_masks.py).",
     "Resizing: `pad_to_aspect_ratio=True`, `antialias=True`, interpolations other than nearest/bilinear; "
     "`crop_to_aspect_ratio=True` and CenterCrop need a known input size.",
     "UpSampling2D interpolations other than nearest/bilinear.",
@@ -57,7 +58,12 @@ LIMITS = (
 
 # Handler modules tested by their own test folders rather than this table.
 _ELSEWHERE = {"recurrent": "(tests/recurrent)", "conv_lstm": "(tests/recurrent)",
-              "time_distributed": "(tests/recurrent)", "lambda_layer": "(tests/lambda)"}
+              "time_distributed": "(tests/recurrent)", "lambda_layer": "(tests/lambda)",
+              "einsum_dense": "(tests/layers/test_einsum_dense.py)",
+              "numpy_ops": "(tests/layers/test_keras_ops_calls.py)",
+              "keras_ops": "(tests/layers/test_keras_getitem.py)",
+              "attention": "(tests/layers/test_attention_layers.py, tests/layers/test_masks.py)",
+              "mask_ops": "(tests/layers/test_masks.py)"}
 # Classes only tf.keras 2.x files name (Keras 3 has no such layer to build a row from).
 _TF_KERAS_ONLY = {"ThresholdedReLU": "(tf.keras only; lowers to thresholded_relu)"}
 

@@ -1,9 +1,11 @@
 """Core ML emitter for layer normalization.
 
 Over every non-batch axis, or over the spatial axes, the rank-5 layout has
-``mvn`` plus a ``scale`` layer for the scale/bias (specification 1); the ND
-layout has ``layerNormalization`` over trailing axes. Normalized axes that are
-not trailing were moved last by passes/lower_coreml_axes.py.
+``mvn`` plus a ``scale`` layer for the scale/bias (specification 1, which is
+why the rank-5 layout is kept); the ND layout has one ``layerNormalization``
+(kcc.formats.coreml_layers.NORMALIZATION_LAYERS) over trailing axes.
+Normalized axes that are not trailing were moved last by
+passes/lower_coreml_axes.py.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from kcc.backends.coreml.context import CoremlContext, coreml_emitter, rank5_check
 from kcc.backends.coreml.emit_math import scale_layer
+from kcc.formats.coreml_layers import NORMALIZATION_LAYERS, NORMALIZATION_LAYERS_VERSION
 from kcc.ir import Node
 from kcc.ops.normalization import LayerNorm
 from kcc.ops.shapes import norm_axes
@@ -76,13 +79,13 @@ def _layer_norm(ctx: CoremlContext, node: Node) -> None:
                              f"run the Core ML lowering (lower_coreml_axes) first")
     dims = ctx.dims(x)
     norm_shape = [dims[a] for a in axes]
-    _, p = ctx.layer("layerNormalization", [ctx.name(x)], ctx.out(node))
+    _, p = ctx.layer(NORMALIZATION_LAYERS["layer_norm"], [ctx.name(x)], ctx.out(node))
     p.normalizedShape.extend(norm_shape)
     p.eps = eps
     gamma = node.inputs[1].const if node.inputs[1] is not None else np.ones(norm_shape, np.float32)
     beta = node.inputs[2].const if node.inputs[2] is not None else np.zeros(norm_shape, np.float32)
     ctx.weights(p.gamma, gamma)
     ctx.weights(p.beta, beta)
-    ctx.require(4, node, "the layerNormalization layer")
+    ctx.require(NORMALIZATION_LAYERS_VERSION, node, "the layerNormalization layer")
 
 

@@ -1,4 +1,4 @@
-"""Keras emitters for layers with weights: conv, conv_transpose, dense, batch_norm, layer_norm, pooling, resize, gather.
+"""Keras emitters for layers with weights: conv, conv_transpose, dense, batch_norm, layer_norm, rms_norm, pooling, resize, gather.
 
 Each emitter builds one Keras layer and loads the IR constants into its
 variables (trainable unless the target was asked for inference only). Weight
@@ -184,6 +184,30 @@ def _layer_norm(ctx: KerasContext, node: Node) -> None:
                                           center=beta is not None, scale=gamma is not None, name=ctx.name(),
                                           trainable=ctx.trainable)
     ctx.put(y, ctx.call(layer, ctx.get(x, perm), weights), perm)
+
+
+@keras_emitter("rms_norm")
+def _rms_norm(ctx: KerasContext, node: Node) -> None:
+    """RMSNormalization over the (trailing) Keras axes; its scale broadcasts from the end, as Keras's does."""
+    x, y = node.inputs[0], node.output
+    perm = ctx.perm(x)
+    ir_axes = [a % x.rank for a in node.attrs["axes"]]
+    axes = sorted(perm.index(a) for a in ir_axes)
+    if axes != list(range(x.rank - len(axes), x.rank)):
+        ctx.fail(node, f"RMS normalization over Keras axes {axes} (not the trailing ones): Keras's "
+                       f"RMSNormalization multiplies its scale along the trailing axes")
+    scale = ctx.weight(node, 1, "scale")
+    dims = [x.shape[a] for a in sorted(ir_axes, key=perm.index)]
+    if scale is None:
+        scale = np.ones(dims, np.float32)
+    else:
+        full = np.ones([1] * x.rank, np.float32) * np.moveaxis(
+            scale.reshape(scale.shape + (1,) * (x.rank - scale.ndim)), list(range(scale.ndim)), ir_axes)
+        full = full.transpose(perm)
+        scale = full.reshape(tuple(full.shape[a] for a in axes))
+    layer = ctx.layers.RMSNormalization(axis=axes if len(axes) > 1 else axes[0], epsilon=node.attrs["epsilon"],
+                                        name=ctx.name(), trainable=ctx.trainable)
+    ctx.put(y, ctx.call(layer, ctx.get(x, perm), [scale]), perm)
 
 
 def _pool(ctx: KerasContext, node: Node, kind: str) -> None:

@@ -1,4 +1,4 @@
-"""ONNX emitters for conv, conv_transpose, pooling, dense (Gemm) and layer_norm.
+"""ONNX emitters for conv, conv_transpose, pooling, dense (Gemm), layer_norm and rms_norm.
 
 Each is one ONNX node; window attributes are written out. The lowering passes
 have already split off fused activations (lower_onnx_fused_activation), turned
@@ -12,6 +12,7 @@ import numpy as np
 
 from kcc.backends.onnx.context import OnnxContext, onnx_emitter
 from kcc.errors import ConversionError
+from kcc.formats.onnx_ops import RMS_NORMALIZATION_SINCE
 from kcc.ir import DTYPES, Node
 
 
@@ -94,4 +95,20 @@ def _layer_norm(ctx: OnnxContext, node: Node) -> None:
         ctx.const(np.ones([x.shape[a] for a in axes], DTYPES[x.dtype]), "ln_ones")
     ins = [ctx.name(x), s] + ([ctx.name(bias)] if bias is not None else [])
     ctx.add("LayerNormalization", ins, [ctx.out(node)], hint=node.name, axis=axes[0],
+            epsilon=node.attrs["epsilon"])
+
+
+@onnx_emitter("rms_norm")
+def _rms_norm(ctx: OnnxContext, node: Node) -> None:
+    """RMSNormalization (opset 23) over the trailing axes; an absent scale is a weight of ones."""
+    x, scale = node.inputs
+    r = x.rank
+    axes = tuple(sorted(a % r for a in node.attrs["axes"]))
+    suffix = bool(axes) and axes == tuple(range(r - len(axes), r))
+    _lowered(node, suffix and ctx.opset >= RMS_NORMALIZATION_SINCE,
+             f"axes {axes} at opset {ctx.opset} (RMSNormalization: trailing axes, opset {RMS_NORMALIZATION_SINCE})",
+             "lower_onnx_rms_norm")
+    s = ctx.name(scale) if scale is not None else \
+        ctx.const(np.ones([x.shape[a] for a in axes], DTYPES[x.dtype]), "rms_ones")
+    ctx.add("RMSNormalization", [ctx.name(x), s], [ctx.out(node)], hint=node.name, axis=axes[0],
             epsilon=node.attrs["epsilon"])

@@ -16,6 +16,9 @@ in the layer's parameter message:
   meaning added in specification 4 (``sin``, ``floor``, ...).
 * ``BROADCASTABLE``, ``COMPARISONS``, ``LOGICAL``: IR binary ops -> the
   specification-4 layers with numpy broadcasting.
+* ``NORMALIZATION_LAYERS``: ``layer_norm`` -> ``layerNormalization`` (specification 4).
+* ``SHAPE_LAYERS``: IR shape arithmetic (``shape``, ``range``, ``expand``,
+  ``reshape_to``) -> the specification-4 ND layers that read runtime tensors.
 
 Semantics are taken from the comments of NeuralNetwork.proto (apple/
 coremltools, mlmodel/format). Where the layer's meaning differs from the IR
@@ -147,6 +150,24 @@ COMPARISONS: dict[str, str] = {
 }
 LOGICAL: dict[str, str] = {"logical_and": "logicalAnd", "logical_or": "logicalOr", "logical_xor": "logicalXor"}
 
+# IR shape-arithmetic op (kcc.ops.shape_ops) -> the specification-4 ND layer that reads the
+# runtime tensor: ``shape`` is getShape, ``range`` rangeDynamic (inputs end, start, step: the
+# IR's limit, start, delta), ``expand`` broadcastToDynamic, ``reshape_to`` reshapeDynamic.
+# Core ML blobs are float32, so i64 shape tensors are float blobs of exact small integers.
+# Where meanings differ the emitter (backends/coreml/emit_shape.py) and the NeuralNetwork
+# frontend say how: broadcastTo is one-way (numpy broadcast_to), IR expand two-way; a
+# reshapeDynamic entry 0 is a zero-size axis, an IR reshape_to entry 0 copies the input dim.
+SHAPE_LAYERS: dict[str, str] = {"shape": "getShape", "range": "rangeDynamic", "expand": "broadcastToDynamic",
+                                "reshape_to": "reshapeDynamic"}
+SHAPE_LAYERS_VERSION = 4
+
+# IR normalization op -> the specification-4 layer of the same meaning: ``layerNormalization``
+# normalizes the trailing ``normalizedShape`` dims (the IR's layer_norm over trailing axes; in
+# the rank-5 layout the trailing dims of the CHW form) with gamma/beta of that shape. There is
+# no RMS normalization layer: passes/lower_coreml_rms_norm.py writes rms_norm's formula.
+NORMALIZATION_LAYERS: dict[str, str] = {"layer_norm": "layerNormalization"}
+NORMALIZATION_LAYERS_VERSION = 4
+
 # Activations the recurrent layers accept for their gates (rows above, by IR name).
 RECURRENT_ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "hard_sigmoid", "relu", "softsign", "softplus",
                                           "elu", "leaky_relu")
@@ -170,5 +191,6 @@ def activation_for_layer(layer: str) -> list[ActivationRow]:
 
 
 __all__ = ["ACTIVATIONS", "UNARY", "MATH_LAYERS", "MATH_LAYERS_VERSION", "BROADCASTABLE", "COMPARISONS", "LOGICAL",
+           "SHAPE_LAYERS", "SHAPE_LAYERS_VERSION", "NORMALIZATION_LAYERS", "NORMALIZATION_LAYERS_VERSION",
            "RECURRENT_ACTIVATIONS", "ActivationRow", "UnaryRow", "CoremlParam", "strictly_above", "strictly_below",
            "layer_for", "activation_for_layer"]

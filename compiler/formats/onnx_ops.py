@@ -26,7 +26,10 @@ from kcc.ops.activation import SELU_ALPHA, SELU_SCALE
 
 # Opsets the ONNX backend emits.
 DEFAULT_OPSET = 17
-MIN_OPSET, MAX_OPSET = 17, 21
+MIN_OPSET, MAX_OPSET = 17, 23
+# First opset with RMSNormalization (rms_norm's emitter and lower_onnx_rms_norm read it; no row:
+# its axes become ``axis`` and its scale an input, logic on each side).
+RMS_NORMALIZATION_SINCE = 23
 
 # IR dtype -> ONNX TensorProto element type.
 ELEM_TYPES: dict[str, int] = {"f16": 10, "f32": 1, "f64": 11, "i8": 3, "i32": 6, "i64": 7, "u8": 2, "bool": 9}
@@ -151,6 +154,11 @@ ROWS: tuple[OpMap, ...] = (
     OpMap("matmul", "MatMul", imported=False),  # a constant 2-D right operand imports as dense
     OpMap("batch_norm", "BatchNormalization", {"epsilon": OnnxAttr("epsilon", 1e-5)},
           imported=False),                    # training-mode outputs are refused
+    # Shape arithmetic on dynamic dims (kcc.ops.shape_ops). The importer folds what it can first.
+    OpMap("shape", "Shape", imported=False),  # start/end become a slice
+    OpMap("range", "Range", imported=False),
+    OpMap("expand", "Expand", imported=False),
+    OpMap("reshape_to", "Reshape", imported=False),  # a constant target imports as the static reshape
 )
 
 BY_IR: dict[str, OpMap] = {r.ir: r for r in ROWS}

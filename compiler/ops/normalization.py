@@ -4,6 +4,10 @@
 * ``layer_norm``: the same with the statistics taken over ``axes``; scale and
   bias hold the normalized dims in axis order. Kept as one op because ONNX
   (LayerNormalization) and Core ML have native forms when the axes are a suffix.
+* ``rms_norm``: ``x / sqrt(mean(x^2 over axes) + eps) * scale`` (no centring;
+  Keras's RMSNormalization and ``ops.rms_normalization``). One op because ONNX
+  opset 23 has RMSNormalization over a suffix of axes; passes/lower_rms_norm.py
+  writes the formula for older opsets and Core ML.
 
 The default epsilons are declared once here (Keras's BatchNormalization default,
 ONNX's LayerNormalization default).
@@ -18,6 +22,7 @@ from kcc.ops.shapes import norm_axes
 
 BATCH_NORM_EPSILON = 1e-3
 LAYER_NORM_EPSILON = 1e-5
+RMS_NORM_EPSILON = 1e-6          # Keras's RMSNormalization default (ONNX's is 1e-5)
 
 
 @register_op
@@ -78,4 +83,32 @@ class LayerNorm(OpDef):
             y = y * self.param_shape(axes, x.ndim, scale)
         if bias is not None:
             y = y + self.param_shape(axes, x.ndim, bias)
+        return y.astype(x.dtype)
+
+
+@register_op
+class RmsNorm(OpDef):
+    """``x / sqrt(mean(x * x, axes) + epsilon) * scale``; ``scale`` has the normalized dims' shape (axis order).
+
+    An all-zero row gives 0 (0 / sqrt(epsilon)). The reference computes in float64.
+    """
+
+    name = "rms_norm"
+    inputs = ("x", "scale?")
+    attrs = {"axes": Attr("ints"), "epsilon": Attr("float", RMS_NORM_EPSILON)}
+
+    def infer(self, attrs, x, scale):
+        axes = norm_axes(attrs["axes"], x.rank)
+        want = tuple(x.shape[a] for a in axes)
+        if scale is not None and (scale.rank != len(want) or any(
+                isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(want, scale.shape))):
+            raise IRError(f"rms_norm scale shape {scale.shape} != normalized dims {want}")
+        return x
+
+    def compute(self, attrs, x, scale):
+        axes = norm_axes(attrs["axes"], x.ndim)
+        x64 = x.astype(np.float64)
+        y = x64 / np.sqrt((x64 * x64).mean(axis=axes, keepdims=True) + attrs["epsilon"])
+        if scale is not None:
+            y = y * LayerNorm.param_shape(axes, x.ndim, scale)
         return y.astype(x.dtype)

@@ -102,10 +102,11 @@ def test_unknown_layer_error_names_layer_class_and_ways_forward():
         assert "odd" in msg and "Mystery" in msg and "custom_conversion_functions" in msg
 
 
-def test_masking_consumed_by_pooling_is_an_error():
+def test_masking_consumed_by_a_recurrent_layer_is_an_error():
+    """Masks reaching pooling or attention are honored (tests/layers/test_masks.py); an LSTM's is refused."""
     i = keras.Input((5, 3))
-    model = keras.Model(i, L.GlobalAveragePooling1D()(L.Dense(4)(L.Masking(0.0, name="mask")(i))))
-    with pytest.raises(kcc.ConversionError, match="mask.*global_average_pooling1d"):
+    model = keras.Model(i, L.LSTM(2, name="lstm")(L.Dense(4)(L.Masking(0.0, name="mask")(i))))
+    with pytest.raises(kcc.ConversionError, match="lstm.*mask"):
         kcc.compile(model, target="onnx")
 
 

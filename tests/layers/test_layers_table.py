@@ -100,6 +100,8 @@ ROWS = {
     "LayerNormalization-all": (lambda: chain((4, 5, 3), L.LayerNormalization(axis=[1, 2, 3], center=False)), True),
     "LayerNormalization-noscale": (lambda: chain((5, 6), L.LayerNormalization(scale=False, center=False)), True),
     "LayerNormalization-rms": (lambda: chain((5, 6), L.LayerNormalization(rms_scaling=True)), True),
+    "RMSNormalization-last": (lambda: chain((5, 6), L.RMSNormalization(epsilon=1e-3)), True),
+    "RMSNormalization-rank2": (lambda: chain((6,), L.RMSNormalization()), True),
     "GroupNormalization": (lambda: chain((5, 5, 6), L.GroupNormalization(3)), True),
     "GroupNormalization-seq": (lambda: chain((7, 4), L.GroupNormalization(2, center=False)), True),
     "UnitNormalization": (lambda: chain((5, 6), L.UnitNormalization()), True),

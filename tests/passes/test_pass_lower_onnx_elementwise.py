@@ -96,8 +96,8 @@ def test_onnx_pipeline_is_the_standard_one_then_the_lowering_at_the_target_opset
     assert target.pipeline == STANDARD_PIPELINE + ONNX_LOWERING
     spec = target.pipeline_spec({"opset": 19})
     assert [name for name, opts in spec if opts.get("opset") == 19] == [
-        "lower_onnx_dense", "lower_onnx_fused_activation", "lower_onnx_layer_norm", "lower_onnx_elementwise",
-        "lower_onnx_one_hot"]
+        "lower_onnx_dense", "lower_onnx_fused_activation", "lower_onnx_layer_norm", "lower_onnx_rms_norm",
+        "lower_onnx_elementwise", "lower_onnx_one_hot"]
     Pipeline.from_spec(spec)
     # Ordering is checked data: a fusion after the lowering would undo it.
     with pytest.raises(IRError, match="lower_onnx_elementwise must come after fuse_gelu"):

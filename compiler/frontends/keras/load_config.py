@@ -43,6 +43,7 @@ NESTED_LAYER_KEYS = ("layer", "backward_layer", "cell")
 POSITIONAL_NAMES: dict[str, tuple[str, ...]] = {
     "MultiHeadAttention": ("query", "value", "key"),
     "GroupQueryAttention": ("query", "value", "key"),
+    "GroupedQueryAttention": ("query", "value", "key"),
 }
 
 
@@ -221,9 +222,13 @@ def _activation(value: Any) -> Any:
 
 
 def _refs(value: Any) -> list[TensorRef]:
-    """Model ``input_layers``/``output_layers``: a triple, a list of triples, or a dict."""
+    """Model ``input_layers``/``output_layers``: a triple, a list of triples, or a dict.
+
+    A dict is taken in sorted key order, the order in which Keras flattens it
+    (``model.inputs``; a call's dict argument; ``tensor_index`` into dict outputs).
+    """
     if isinstance(value, dict):
-        value = list(value.values())
+        value = [value[k] for k in sorted(value)]
     if _is_triple(value):
         value = [value]
     return [TensorRef(v[0], int(v[1]), int(v[2])) for v in value]
@@ -242,6 +247,8 @@ def _parse_call(node: Any, class_name: str) -> LayerCall:
         for i, arg in enumerate(args[1:], start=1):
             key = extra_names[i] if i < len(extra_names) else f"arg{i}"
             kwargs[key] = arg
+        if not args and extra_names and extra_names[0] in kwargs:  # layer(query=q, value=v)
+            args = [kwargs.pop(extra_names[0])]
         return LayerCall(args[0] if args else [], kwargs)
     # Keras 2: one entry [name, node_index, tensor_index, kwargs] per input tensor.
     refs = [TensorRef(e[0], int(e[1]), int(e[2])) for e in node]
@@ -250,15 +257,30 @@ def _parse_call(node: Any, class_name: str) -> LayerCall:
 
 
 def _tensors(x: Any) -> Any:
-    """Replace Keras 3 ``__keras_tensor__`` dicts by TensorRefs, recursively."""
+    """Replace Keras 3 ``__keras_tensor__`` dicts by TensorRefs, recursively.
+
+    A constant call argument serialized as a tensor or array (``x * ops.sqrt(4.0)``
+    stores ``{"class_name": "__tensor__", "config": {"value": 2.0, ...}}``) becomes
+    its value, a number or nested list, as a Python constant would be stored.
+    """
     if isinstance(x, dict):
         if x.get("class_name") == "__keras_tensor__":
             history = x["config"]["keras_history"]
             return TensorRef(history[0], int(history[1]), int(history[2]))
+        value = (x.get("config") or {}).get("value") if isinstance(x.get("config"), dict) else None
+        if x.get("class_name") in ("__tensor__", "__numpy__") and _numeric(value):
+            return value
         return {k: _tensors(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_tensors(v) for v in x]
     return x
+
+
+def _numeric(x: Any) -> bool:
+    """A number or a nested list of numbers (not bool)."""
+    if isinstance(x, list):
+        return all(_numeric(v) for v in x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def normalize_training_config(raw: dict | None) -> dict | None:

@@ -35,6 +35,13 @@ def _kernel_bias(c: dict) -> list[Slot]:
     return ["kernel"] + (["bias"] if c.get("use_bias", True) else [])
 
 
+def _einsum_dense(c: dict) -> list[Slot]:
+    # EinsumDense has a bias when ``bias_axes`` names axes; MultiHeadAttention's child
+    # entries (below) say ``use_bias`` instead.
+    has_bias = bool(c["bias_axes"]) if "bias_axes" in c else c.get("use_bias", True)
+    return ["kernel"] + (["bias"] if has_bias else [])
+
+
 def _separable(c: dict) -> list[Slot]:
     return ["depthwise_kernel", "pointwise_kernel"] + (["bias"] if c.get("use_bias", True) else [])
 
@@ -83,19 +90,31 @@ def _time_distributed(c: dict) -> list[Slot]:
 
 
 def _attention_projections(c: dict) -> list[Slot]:
-    # MultiHeadAttention's sub-layers are EinsumDense layers with these Keras names.
+    # MultiHeadAttention's sub-layers are EinsumDense layers with these Keras names, in
+    # ``layer.weights`` order; the gate (``use_gate``) has no public attribute.
     dense = {"use_bias": c.get("use_bias", True)}
-    return [Child(f"{attr}_dense", f"{name}/", "EinsumDense", dense)
-            for attr, name in (("query", "query"), ("key", "key"), ("value", "value"),
-                               ("output", "attention_output"))]
+    gate = [("_gate_dense", "gate")] if c.get("use_gate") else []
+    return [Child(attr, f"{name}/", "EinsumDense", dense)
+            for attr, name in [("query_dense", "query"), ("key_dense", "key"), *gate,
+                               ("value_dense", "value"), ("output_dense", "attention_output")]]
+
+
+def _grouped_attention_projections(c: dict) -> list[Slot]:
+    # GroupQueryAttention keeps the same sub-layers under private attributes.
+    dense = {"use_bias": c.get("use_bias", True)}
+    gate = [("_gate_dense", "gate")] if c.get("use_gate") else []
+    return [Child(attr, f"{name}/", "EinsumDense", dense)
+            for attr, name in [("_query_dense", "query"), ("_key_dense", "key"), *gate,
+                               ("_value_dense", "value"), ("_output_dense", "attention_output")]]
 
 
 WEIGHT_TABLE: dict[str, Callable[[dict], list[Slot]]] = {
     **dict.fromkeys(
-        ["Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose",
+        ["Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose",
          "Conv2DTranspose", "Conv3DTranspose", "Convolution1D", "Convolution2D",
          "Convolution3D", "Convolution2DTranspose", "DepthwiseConv1D", "DepthwiseConv2D"],
         _kernel_bias),
+    "EinsumDense": _einsum_dense,
     "Embedding": lambda c: ["embeddings"],
     "SeparableConv1D": _separable, "SeparableConv2D": _separable,
     "SeparableConvolution1D": _separable, "SeparableConvolution2D": _separable,
@@ -113,6 +132,11 @@ WEIGHT_TABLE: dict[str, Callable[[dict], list[Slot]]] = {
     "TimeDistributed": _time_distributed,
     "RNN": _rnn_of_cell,
     "MultiHeadAttention": _attention_projections,
+    "Attention": lambda c: (["scale"] if c.get("use_scale") else [])
+    + (["concat_score_weight"] if c.get("score_mode") == "concat" else []),
+    "AdditiveAttention": lambda c: ["scale"] if c.get("use_scale", True) else [],
+    "GroupQueryAttention": _grouped_attention_projections,
+    "GroupedQueryAttention": _grouped_attention_projections,
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from kcc.errors import ConversionError, ShapeError, UnsupportedLayerError
 from kcc.frontends.keras.input_rules import check_inputs
+from kcc.frontends.keras.layers.masking import Mask, handler_masks, output_masks
 from kcc.frontends.keras.registry import KerasLayerContext, handler_for
 from kcc.frontends.keras.spec import KerasLayer, KerasModelSpec, LayerCall, TensorRef
 from kcc.ir import DTYPES, Graph, TensorType, Value
@@ -117,15 +118,21 @@ class KerasLowering:
             keras_type = TensorType(tuple(keras_type.shape[p] for p in to_ir_perm(keras_type.rank)), keras_type.dtype)
         return self.graph.add_input(layer.name, keras_type)
 
-    def _lower_model(self, spec: KerasModelSpec, env: dict[TensorRef, Value], prefix: str) -> list[Value]:
-        """Lower every call in ``spec``; ``env`` already maps its input refs. Returns its outputs."""
+    def _lower_model(self, spec: KerasModelSpec, env: dict[TensorRef, Value], prefix: str,
+                     masks: dict[TensorRef, Mask] | None = None) -> list[Value]:
+        """Lower every call in ``spec``; ``env`` already maps its input refs. Returns its outputs.
+
+        ``masks`` holds the Keras masks of its tensors (layers/masking.py): those of
+        the inputs on entry, every other one's filled in while lowering.
+        """
         self.spec_stack.append(spec)
         try:
-            return self._lower_calls(spec, env, prefix)
+            return self._lower_calls(spec, env, prefix, {} if masks is None else masks)
         finally:
             self.spec_stack.pop()
 
-    def _lower_calls(self, spec: KerasModelSpec, env: dict[TensorRef, Value], prefix: str) -> list[Value]:
+    def _lower_calls(self, spec: KerasModelSpec, env: dict[TensorRef, Value], prefix: str,
+                     masks: dict[TensorRef, Mask]) -> list[Value]:
         pending: list[tuple[KerasLayer, int, LayerCall]] = [
             (layer, i, call) for layer in spec.layers if layer.class_name not in _INPUT_CLASSES
             for i, call in enumerate(layer.calls)]
@@ -135,9 +142,11 @@ class KerasLowering:
             for layer, i, call in pending:
                 refs = call.input_refs()
                 if all(r in env for r in refs):
-                    outs = self._lower_call(layer, i, call, env, prefix)
-                    for k, v in enumerate(outs):
+                    outs, out_masks = self._lower_call(layer, i, call, env, prefix, masks)
+                    for k, (v, m) in enumerate(zip(outs, out_masks)):
                         env[TensorRef(layer.name, i, k)] = v
+                        if m is not None:
+                            masks[TensorRef(layer.name, i, k)] = m
                     progressed = True
                 else:
                     rest.append((layer, i, call))
@@ -152,20 +161,30 @@ class KerasLowering:
             raise ConversionError(f"model {spec.name!r}: output {e.args[0]} is never computed") from None
 
     def _lower_call(self, layer: KerasLayer, index: int, call: LayerCall, env: dict[TensorRef, Value],
-                    prefix: str) -> list[Value]:
+                    prefix: str, masks: dict[TensorRef, Mask]) -> tuple[list[Value], list[Mask]]:
         origin = f"{prefix}{layer.name}"
         args = _resolve(call.args, env)
+        arg_masks = _resolve(call.args, masks, missing=None)
         if layer.model is not None:
             inner = layer.model
             flat = _flatten(args)
             if len(flat) != len(inner.inputs):
                 raise ConversionError(f"nested model {origin!r} takes {len(inner.inputs)} inputs, got {len(flat)}")
             inner_env = {ref: v for ref, v in zip(inner.inputs, flat)}
-            return self._lower_model(inner, inner_env, prefix=f"{origin}/")
+            flat_masks = _resolve(_flatten_refs(call.args), masks, missing=None)
+            inner_masks = {ref: m for ref, m in zip(inner.inputs, flat_masks) if m is not None}
+            outs = self._lower_model(inner, inner_env, prefix=f"{origin}/", masks=inner_masks)
+            return outs, [inner_masks.get(r) for r in inner.outputs]
         ctx = KerasLayerContext(self.graph, layer, call, index, origin, self.options, self.spec_stack)
-        handler = handler_for(layer.class_name)
+        tensor_kwargs = {k: v for k, v in call.kwargs.items() if _has_ref(v)}
+        explicit = {k: _resolve(v, env) for k, v in tensor_kwargs.items() if k == "mask" or k.endswith("_mask")}
+        kwarg_masks = {k: _resolve(v, masks, missing=None) for k, v in tensor_kwargs.items() if k not in explicit}
+        mask_kwargs = handler_masks(ctx, arg_masks, kwarg_masks, explicit)
+        handler = handler_for(layer.class_name) if layer.keras_class else None  # not a same-named foreign class
         if handler is None:
-            result = self.fallback(ctx, _flatten(args)) if self.fallback else None
+            # Every tensor of the call, positional first, then keyword ones by name (trace.py's order).
+            call_tensors = _flatten(args) + _flatten({k: _resolve(v, env) for k, v in tensor_kwargs.items()})
+            result = self.fallback(ctx, call_tensors) if self.fallback else None
             if result is None:
                 raise UnsupportedLayerError(
                     f"layer {origin!r} has class {layer.class_name!r}, which kcc cannot convert. Ways forward: "
@@ -173,24 +192,40 @@ class KerasLowering:
                     f"(Core ML) add_custom_layers=True to emit it as a Core ML custom layer.")
         else:
             check_inputs(layer.class_name, layer.config, _flatten(args), f"layer {origin!r}")
-            kwargs = {k: _resolve(v, env) for k, v in call.kwargs.items() if _has_ref(v)}
+            kwargs = {k: _resolve(v, env) for k, v in tensor_kwargs.items() if k not in explicit}
+            kwargs.update(mask_kwargs)
             try:
                 result = handler(ctx, args, **kwargs) if kwargs else handler(ctx, args)
             except TypeError as e:
                 if "argument" in str(e) and handler.__name__ in str(e):
                     raise ctx.fail(f"this call's inputs are not supported ({e})") from None
                 raise
-        return list(result) if isinstance(result, (list, tuple)) else [result]
+        outs = list(result) if isinstance(result, (list, tuple)) else [result]
+        return outs, output_masks(ctx, arg_masks, explicit, args, outs, known=handler is not None)
 
 
-def _resolve(x: Any, env: dict[TensorRef, Value]) -> Any:
+_REQUIRED = object()
+
+
+def _resolve(x: Any, env: dict[TensorRef, Any], missing: Any = _REQUIRED) -> Any:
+    """``x`` with every TensorRef replaced by its entry in ``env`` (``missing`` if absent and given)."""
     if isinstance(x, TensorRef):
-        return env[x]
+        return env[x] if missing is _REQUIRED else env.get(x, missing)
     if isinstance(x, (list, tuple)):
-        return [_resolve(y, env) for y in x]
+        return [_resolve(y, env, missing) for y in x]
     if isinstance(x, dict):
-        return {k: _resolve(v, env) for k, v in x.items()}
+        return {k: _resolve(v, env, missing) for k, v in x.items()}
     return x
+
+
+def _flatten_refs(x: Any) -> list[TensorRef]:
+    if isinstance(x, TensorRef):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [r for y in x for r in _flatten_refs(y)]
+    if isinstance(x, dict):
+        return [r for k in sorted(x) for r in _flatten_refs(x[k])]
+    return []
 
 
 def _has_ref(x: Any) -> bool:

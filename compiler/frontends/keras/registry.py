@@ -53,6 +53,8 @@ class KerasLayerContext:
         self.op = GraphBuilder(graph, origin=origin, name=layer.name)
         # The models being lowered, outermost first (nested models push theirs).
         self.spec_stack: list[Any] = list(spec_stack or [])
+        # Keras masks a handler creates (Embedding(mask_zero=True), Masking), by output index.
+        self.output_masks: dict[int, Value] = {}
 
     @property
     def keras2(self) -> bool:
@@ -80,6 +82,10 @@ class KerasLayerContext:
 
     def const(self, array: np.ndarray, suffix: str) -> Value:
         return self.op.const(np.ascontiguousarray(array), name=f"{self.layer.name}_{suffix}")
+
+    def set_mask(self, mask: Value, output: int = 0) -> None:
+        """Attach a Keras mask (bool, IR layout) to output ``output``, as ``compute_mask`` does."""
+        self.output_masks[output] = mask
 
     def fail(self, message: str) -> ConversionError:
         return ConversionError(f"layer {self.layer.name!r} ({self.layer.class_name}): {message}")

@@ -17,6 +17,7 @@ op, and the ways forward.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ _TF_DTYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i32": "int3
 
 
 def _pack(structure: Any, flat: list[Any]) -> Any:
-    """Rebuild the call's first argument (one tensor, a list, a dict) from flat tensors."""
+    """Rebuild a call argument (one tensor, a list, a dict) from flat tensors, consuming them in order."""
     it = iter(flat)
 
     def build(x: Any) -> Any:
@@ -51,6 +52,51 @@ def _pack(structure: Any, flat: list[Any]) -> Any:
         return x
 
     return build(structure)
+
+
+def _has_ref(x: Any) -> bool:
+    if isinstance(x, TensorRef):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_ref(y) for y in x)
+    if isinstance(x, dict):
+        return any(_has_ref(y) for y in x.values())
+    return False
+
+
+_EXTRA_POSITIONAL = re.compile(r"^arg(\d+)$")
+
+
+def call_tensor_kwargs(ctx: KerasLayerContext) -> dict[str, Any]:
+    """The call's keyword arguments that hold tensors, by name, in the order their tensors are flattened.
+
+    The caller hands the traced layer its tensors positional-first (``ctx.call.args``),
+    then these in sorted key order (``LayerCall.input_refs``).
+    """
+    return {k: ctx.call.kwargs[k] for k in sorted(ctx.call.kwargs) if _has_ref(ctx.call.kwargs[k])}
+
+
+def count_refs(structure: Any) -> int:
+    """How many tensors a call argument holds."""
+    if isinstance(structure, TensorRef):
+        return 1
+    if isinstance(structure, (list, tuple)):
+        return sum(count_refs(y) for y in structure)
+    if isinstance(structure, dict):
+        return sum(count_refs(y) for y in structure.values())
+    return 0
+
+
+def _plain_value(ctx: KerasLayerContext, key: str, value: Any) -> Any:
+    """A non-tensor call argument as the layer gets it (a serialized numpy array or tensor is rebuilt)."""
+    if isinstance(value, dict):
+        keras = require("keras", f"tracing layer {ctx.layer.name!r}")
+        try:
+            return keras.saving.deserialize_keras_object(value)
+        except Exception as e:  # whatever a malformed entry raises
+            raise ctx.fail(f"its call argument {key}={value!r} could not be rebuilt for tracing: "
+                           f"{type(e).__name__}: {e}") from e
+    return value
 
 
 def _with_globals(ctx: KerasLayerContext, fn: Any) -> Any:
@@ -82,21 +128,40 @@ def _with_globals(ctx: KerasLayerContext, fn: Any) -> Any:
 
 
 def _keras_call(ctx: KerasLayerContext, live: Any):
-    """The function tf.function traces: flat tensors in, flat tensors out."""
+    """The function tf.function traces: flat tensors in, flat tensors out.
+
+    The layer is called as the model called it: the first argument rebuilt from
+    the first tensors, further positional arguments (kept as ``arg1``, ``arg2`` ...
+    by the loader) in their places, keyword arguments by name, tensors among
+    them from the remaining flat inputs (``call_tensor_kwargs`` order). Non-tensor
+    arguments pass through unchanged; a layer's ``training`` is always False.
+    """
     tf = require("tensorflow", f"tracing layer {ctx.layer.name!r}")
 
     structure = ctx.call.args
-    extra = {k: v for k, v in ctx.call.kwargs.items()
-             if k not in ("training", "mask") and not isinstance(v, (TensorRef, list, dict))}
+    n_first = count_refs(structure)
+    tensor_kwargs = call_tensor_kwargs(ctx)
+    plain = {k: _plain_value(ctx, k, v) for k, v in ctx.call.kwargs.items()
+             if k not in tensor_kwargs and k != "training"}
 
+    # A keras.ops call recorded in the graph (an Operation, not a Layer) takes no ``training``.
+    keras = require("keras", f"tracing layer {ctx.layer.name!r}")
+    if isinstance(live, keras.layers.Layer):
+        plain["training"] = False
     function = getattr(live, "function", None) if ctx.layer.class_name == "Lambda" else None
     patched = _with_globals(ctx, function) if function is not None else None
 
     def call(*xs):
+        first = _pack(structure, list(xs[:n_first]))
+        kw = {**plain, **_pack(tensor_kwargs, list(xs[n_first:]))}
+        extra = sorted((int(m.group(1)), k) for k in kw if (m := _EXTRA_POSITIONAL.match(k)))
+        if [i for i, _ in extra] != list(range(1, len(extra) + 1)):
+            raise ctx.fail(f"its call's positional arguments {[k for _, k in extra]} have gaps")
+        positional = [first] + [kw.pop(k) for _, k in extra]
         if patched is not None and patched is not function:
             live.function = patched
         try:
-            out = live(_pack(structure, list(xs)), training=False, **extra)
+            out = live(*positional, **kw)
         finally:
             if patched is not None and patched is not function:
                 live.function = function
@@ -137,7 +202,37 @@ def trace_to_onnx(ctx: KerasLayerContext, inputs: list[Value]) -> tuple[onnx.Mod
         raise ctx.fail(f"tf2onnx could not convert its traced TensorFlow graph: {type(e).__name__}: "
                        f"{_first_line(e)}. {ways_forward(ctx)}") from e
     patch_leftovers(model)
+    _captures_to_initializers(model, concrete, len(specs))
     return model, tf_ops
+
+
+def _captures_to_initializers(model: onnx.ModelProto, concrete: Any, n_args: int) -> None:
+    """Tensors the layer captured (position ids built in ``build``, constant tables) become initializers.
+
+    TensorFlow feeds a traced function's captured tensors through placeholders
+    after the arguments; tf2onnx keeps those placeholders as graph inputs. Their
+    values are known (``captured_inputs``), so they are constants, not inputs of
+    the converted model. Captured variables are resources, which tf2onnx freezes
+    itself; they are left alone.
+    """
+    from onnx import numpy_helper
+
+    values = {}
+    for placeholder, value in zip(concrete.graph.inputs[n_args:], concrete.captured_inputs):
+        if placeholder.dtype.name == "resource" or not hasattr(value, "numpy"):
+            continue
+        values[placeholder.name] = value
+        values[placeholder.name.split(":")[0]] = value
+    keep = []
+    for inp in model.graph.input:
+        value = values.get(inp.name)
+        if value is None:
+            keep.append(inp)
+            continue
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(value.numpy()), inp.name))
+    if len(keep) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
 
 
 def ways_forward(ctx: KerasLayerContext) -> str:
@@ -158,6 +253,10 @@ def trace_layer(ctx: KerasLayerContext, inputs: list[Value]) -> list[Value]:
         raise UnsupportedLayerError(
             f"layer {ctx.name!r} has class {ctx.layer.class_name!r}, which kcc has no lowering for, and there is "
             f"no live Keras layer object to trace (the model was read without Keras). " + ways_forward(ctx))
+    expected = count_refs(ctx.call.args) + count_refs(call_tensor_kwargs(ctx))
+    if len(inputs) != expected:
+        raise ConversionError(f"layer {ctx.name!r}: its call reads {expected} tensors, {len(inputs)} were given "
+                              f"to the tracer (a kcc bug; please report)")
     model, tf_ops = trace_to_onnx(ctx, inputs)
     keras_inputs = [ctx.to_keras_layout(v) for v in inputs]
     onnx_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]

@@ -243,6 +243,12 @@ def _concatenate(f: Fields) -> None:
 
 
 def _reshape(f: Fields) -> None:
+    if "target_shape" not in f.config and "newshape" in f.config:   # keras.ops.reshape: the batch included
+        value = f.config.get("newshape")
+        if not isinstance(value, (list, tuple)) or not value or not all(
+                _is_int(d) and (d == -1 or 0 < d < MAX_DIM) for d in value):
+            raise f.fail("newshape", value, "must be a list of positive integers (one may be -1)")
+        return
     value = f.config.get("target_shape")
     if not isinstance(value, (list, tuple)) or not all(d is None or (_is_int(d) and (d == -1 or 0 < d < MAX_DIM))
                                                       for d in value):
@@ -542,28 +548,52 @@ TENSOR_KWARGS = frozenset({"mask", "initial_state", "constants", "query", "value
 
 
 def _check_call(layer: KerasLayer, call: LayerCall, where: str) -> None:
-    """A call's inputs are tensors: a reference, or a non-empty (nested) list of them."""
+    """A call's inputs are tensors: a reference, or a non-empty (nested) list or dict of them."""
     def tensors(x: Any) -> bool:
         if isinstance(x, TensorRef):
             return isinstance(x.layer, str)
+        if isinstance(x, dict):  # a model called on named inputs (a KerasHub backbone)
+            return len(x) > 0 and all(isinstance(k, str) and tensors(v) for k, v in x.items())
         return isinstance(x, (list, tuple)) and len(x) > 0 and all(tensors(v) for v in x)
 
     if layer.class_name != "InputLayer" and not tensors(call.args):
         raise ModelFileError(f"{where}: layer {layer.name!r} ({layer.class_name}) is called on "
                              f"{_show(call.args)}, not on tensors of the model")
     def constant(x: Any) -> bool:
-        """A number, or a non-empty (nested) list of numbers: ``x + 3.0`` stores ``arg1 = 3.0``."""
-        if isinstance(x, (int, float)):
+        """A number, or a non-empty (nested) list of numbers: ``x + 3.0`` stores ``arg1 = 3.0``.
+
+        ``x[:, 0]`` (GetItem) stores its key as ints and ``__slice__`` / ``__ellipsis__`` entries.
+        """
+        if isinstance(x, (int, float)) or _static_index(x):
             return True
         return isinstance(x, (list, tuple)) and len(x) > 0 and all(constant(v) for v in x)
 
+    def nothing(x: Any) -> bool:
+        """None, or a list/dict of Nones: ``mask={"token_ids": None, ...}`` on a dict input."""
+        if isinstance(x, (list, tuple)):
+            return all(nothing(v) for v in x)
+        if isinstance(x, dict):
+            return all(nothing(v) for v in x.values())
+        return x is None
+
     for key, value in call.kwargs.items():
-        if value is None:
+        if nothing(value):
             continue
         if key in TENSOR_KWARGS and not tensors(value) or \
                 key.startswith("arg") and not (tensors(value) or constant(value)):
             raise ModelFileError(f"{where}: layer {layer.name!r} ({layer.class_name}): call argument "
                                  f"{key} = {_show(value)} is not a tensor of the model")
+
+
+def _static_index(x: Any) -> bool:
+    """A serialized slice with int/None bounds, or ``...``."""
+    if not isinstance(x, dict) or x.get("class_name") not in ("__slice__", "__ellipsis__"):
+        return False
+    config = x.get("config")
+    if x["class_name"] == "__ellipsis__":
+        return not config
+    return isinstance(config, dict) and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in config.values())
 
 
 def validate_layer(layer: KerasLayer, where: str) -> None:

@@ -3,3 +3,8 @@ from kcc.frontends.keras.layers import conv, conv_lstm, core, lambda_layer, pool
 from kcc.frontends.keras.layers import (  # noqa: F401
     activation_layers, applications, merging, normalization, preprocessing, reshaping,
 )
+from kcc.frontends.keras.layers import einsum_dense  # noqa: F401
+from kcc.frontends.keras.layers import keras_ops  # noqa: F401
+from kcc.frontends.keras.layers import attention  # noqa: F401
+from kcc.frontends.keras.layers import mask_ops  # noqa: F401
+from kcc.frontends.keras.layers import numpy_ops  # noqa: F401

@@ -1,9 +1,10 @@
 """Core layers: Dense, Activation, Flatten, Embedding, Masking, Identity, InputLayer."""
 from __future__ import annotations
 
+import numpy as np
+
 from kcc.frontends.keras.activations import apply_keras_activation
 from kcc.frontends.keras.layers.common import activate
-from kcc.frontends.keras.layers.masking import check_mask_unused
 from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
@@ -41,17 +42,31 @@ def identity(ctx: KerasLayerContext, x: Value) -> Value:
 
 @keras_layer("Embedding")
 def embedding(ctx: KerasLayerContext, x: Value) -> Value:
-    """Gather rows of the table; the new last (feature) axis is IR axis 1."""
-    if ctx.get("mask_zero", False):
-        check_mask_unused(ctx, "mask_zero=True")
+    """Gather rows of the table; the new last (feature) axis is IR axis 1.
+
+    ``mask_zero=True`` attaches the Keras mask ``ids != 0`` (layers/masking.py).
+    """
     if not x.dtype.startswith("i"):
         x = ctx.op.cast(x, to="i64")
+    if ctx.get("mask_zero", False):
+        ctx.set_mask(ctx.op.logical_not(ctx.op.equal(x, ctx.op.scalar(0, like=x))))
     table = ctx.const(ctx.weight("embeddings"), "embeddings")
     return ctx.from_keras_layout(ctx.op.gather(table, x, axis=0))
 
 
 @keras_layer("Masking")
 def masking(ctx: KerasLayerContext, x: Value) -> Value:
-    """The values pass unchanged; the mask only matters to a layer that reads it (checked)."""
-    check_mask_unused(ctx, f"mask_value={ctx.get('mask_value', 0.0)}")
-    return ctx.op.identity(x)
+    """Keras's Masking: a step is kept where any feature differs from ``mask_value``.
+
+    Kept steps pass unchanged, masked steps become 0 (``where``), and the step mask
+    (Keras order: the input's axes but the last) is attached to the output.
+    """
+    value = ctx.get("mask_value", 0.0)
+    if not isinstance(value, (int, float)):
+        raise ctx.fail(f"mask_value={value!r} must be a number")
+    differs = ctx.op.logical_not(ctx.op.equal(x, ctx.op.const(np.asarray(value, dtype=np.float32))))
+    keep = ctx.op.greater(ctx.op.reduce_max(ctx.op.cast(differs, to="f32"), axes=(1,), keepdims=True),
+                          ctx.op.const(np.zeros((), dtype=np.float32)))
+    y = ctx.op.where(keep, x, ctx.op.const(np.zeros((), dtype=np.float32)))
+    ctx.set_mask(ctx.from_keras_layout(ctx.op.squeeze(keep, axes=(1,))))
+    return y

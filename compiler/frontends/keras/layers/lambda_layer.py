@@ -23,7 +23,10 @@ def lambda_layer(ctx: KerasLayerContext, args: Any, **kwargs: Any) -> list[Value
     """A custom conversion function if given, else the traced body (the same chain as custom layers)."""
     from kcc.frontends.keras.fallback import lower_unknown_layer
 
-    result = lower_unknown_layer(ctx, _flat(args))
+    # The call's tensors in the tracer's order: the first argument's, then keyword tensors by name
+    # (masks kcc derived itself are not call arguments; masking.py decides about those).
+    tensor_keys = [k for k in sorted(kwargs) if k in ctx.call.kwargs]
+    result = lower_unknown_layer(ctx, _flat(args) + [v for k in tensor_keys for v in _flat(kwargs[k])])
     if result is None:
         raise ConversionError(f"layer {ctx.name!r} (Lambda): no step could convert it")
     return result

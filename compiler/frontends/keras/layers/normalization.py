@@ -15,6 +15,7 @@ import numpy as np
 
 from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
+from kcc.layout import to_ir_perm, to_keras_perm
 from kcc.ops.normalization import BATCH_NORM_EPSILON, RMS_NORM_EPSILON
 
 
@@ -93,17 +94,29 @@ def layer_norm(ctx: KerasLayerContext, x: Value) -> Value:
 
 @keras_layer("RMSNormalization")
 def rms_norm(ctx: KerasLayerContext, x: Value) -> Value:
-    """The ``rms_norm`` op over the mapped axes; the scale re-laid out to IR axis order (as LayerNormalization)."""
+    """The ``rms_norm`` op over the mapped axes; the scale re-laid out to IR axis order (as LayerNormalization).
+
+    Keras multiplies by its scale (the dims of the sorted axes) with numpy
+    broadcasting, which aligns it with the *trailing* axes. When the axes are
+    the trailing ones that is the scale of the normalized dims; otherwise
+    (``axis=1`` of a rank-3 input of equal dims) the product Keras computes is
+    kept: an unscaled ``rms_norm`` times the scale broadcast from the end.
+    """
     keras_axes = ctx.get("axis", -1)
-    keras_axes = [keras_axes] if isinstance(keras_axes, int) else list(keras_axes)
-    axes = [ctx.axis(a, x.rank) for a in sorted(a % x.rank for a in keras_axes)]
+    keras_axes = sorted({a % x.rank for a in ([keras_axes] if isinstance(keras_axes, int) else keras_axes)})
+    axes = [ctx.axis(a, x.rank) for a in keras_axes]
+    eps = float(RMS_NORM_EPSILON if ctx.get("epsilon") is None else ctx.get("epsilon"))
     scale = ctx.weight("scale").astype(np.float32)
-    if scale.ndim != len(axes):
-        raise ctx.fail(f"scale has shape {scale.shape}; axis={ctx.get('axis', -1)} normalizes {len(axes)} axes")
-    scale = ctx.const(np.transpose(scale, np.argsort(axes)), "scale")
-    eps = ctx.get("epsilon")
-    return ctx.op.rms_norm(x, scale, axes=tuple(sorted(axes)),
-                           epsilon=float(RMS_NORM_EPSILON if eps is None else eps))
+    if keras_axes == list(range(x.rank - len(keras_axes), x.rank)) and scale.ndim == len(axes):
+        scale = ctx.const(np.transpose(scale, np.argsort(axes)), "scale")
+        return ctx.op.rms_norm(x, scale, axes=tuple(sorted(axes)), epsilon=eps)
+    keras_dims = [x.shape[p] for p in to_keras_perm(x.rank)]
+    trailing = keras_dims[x.rank - scale.ndim:] if scale.ndim <= x.rank else None
+    if trailing is None or any(isinstance(d, int) and s not in (1, d) for s, d in zip(scale.shape, trailing)):
+        raise ctx.fail(f"its scale of shape {scale.shape} does not broadcast against the input "
+                       f"{tuple(keras_dims)} (Keras aligns it with the trailing axes)")
+    s = np.transpose(scale.reshape((1,) * (x.rank - scale.ndim) + scale.shape), to_ir_perm(x.rank))
+    return ctx.op.mul(ctx.op.rms_norm(x, None, axes=tuple(sorted(axes)), epsilon=eps), ctx.const(s, "scale"))
 
 
 def _per_channel(ctx: KerasLayerContext, stats: Value, groups: int, channels: int, rank: int) -> Value:

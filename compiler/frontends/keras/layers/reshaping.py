@@ -8,6 +8,7 @@ keeps the channel axis last, or only moves size-1 axes).
 from __future__ import annotations
 
 from kcc.frontends.keras.layers.common import as_tuple, check_channels_last
+from kcc.frontends.keras.layers.numpy_ops import reshape_op
 from kcc.frontends.keras.registry import KerasLayerContext, keras_layer
 from kcc.ir import Value
 
@@ -17,6 +18,8 @@ _BIG = 2**62
 @keras_layer("Reshape")
 def reshape(ctx: KerasLayerContext, x: Value) -> Value:
     """reshape in Keras order between layout transposes (folded when channels stay last)."""
+    if ctx.get("target_shape") is None and ctx.get("newshape") is not None:
+        return reshape_op(ctx, x)             # keras.ops.reshape: its shape includes the batch
     target = tuple(-1 if d is None else int(d) for d in ctx.get("target_shape"))
     y = ctx.op.reshape(ctx.to_keras_layout(x), shape=(0,) + target)
     return ctx.from_keras_layout(y)
