@@ -64,6 +64,7 @@ def with_pass_options(spec: tuple[Any, ...] | list[Any], values: dict[str, Any])
 # cleanups, then dead code goes. Neither ONNX nor Core ML NeuralNetwork has a
 # conv/dense with a built-in activation, so fuse_activation gets an empty table.
 STANDARD_PIPELINE: tuple[Any, ...] = (
+    "fold_shapes",
     "fold_identity",
     "fold_idempotent",
     "fuse_square",
@@ -79,6 +80,7 @@ STANDARD_PIPELINE: tuple[Any, ...] = (
     "fold_channel_affine",
     "fold_flatten_transpose",
     "fold_layout_reshape",
+    "sink_transposes",
     "cancel_transposes",
     ("fuse_activation", {"fusable": {}}),
     "dce",

@@ -80,7 +80,9 @@ def _const_equals(v: Value, target: float) -> bool:
     if not v.is_const or v.const.size == 0:
         return False
     c = np.asarray(v.const, dtype=np.float64)
-    return bool(np.all(np.abs(c - target) <= 1e-6 * max(1.0, abs(target))))
+    # Relative to the target only: float32 rounding of a written-out constant. A target of
+    # 0 matches 0 exactly (an RMS norm's epsilon 1e-6 is not a neutral "+ 0").
+    return bool(np.all(np.abs(c - target) <= 1e-6 * abs(target)))
 
 
 class Matcher:

@@ -12,6 +12,7 @@ from kcc.passes import (  # noqa: F401
     fold_idempotent,
     fold_keepdims_squeeze,
     fold_layout_reshape,
+    fold_shapes,
     fuse_activation,
     fuse_clip,
     fuse_gelu,
@@ -26,6 +27,7 @@ from kcc.passes import (  # noqa: F401
     lower_coreml_axes,
     lower_coreml_math,
     lower_coreml_recurrent,
+    lower_coreml_rms_norm,
     lower_keras_dense,
     lower_keras_float32,
     lower_onnx_dense,
@@ -34,4 +36,6 @@ from kcc.passes import (  # noqa: F401
     lower_onnx_layer_norm,
     lower_onnx_one_hot,
     lower_onnx_pad_max_pool,
+    lower_onnx_rms_norm,
+    sink_transposes,
 )

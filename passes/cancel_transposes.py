@@ -25,5 +25,5 @@ from kcc.passes._transpose_rules import RULES
 @dataclass
 class CancelTransposes(RewritePass):
     name = "cancel_transposes"
-    after = ("fold_flatten_transpose",)
+    after = ("fold_flatten_transpose", "sink_transposes")
     rules = RULES

@@ -13,7 +13,9 @@ After::
 
     %y: f32[N,6,5] = conv(%x, %w_1x1, %b)       // w_1x1: f32[6,4,1]
 
-Not rewritten: rank-2 input (that is ONNX Gemm, one to one).
+Not rewritten: rank-2 input (that is ONNX Gemm, one to one). A Keras Dense on a
+sequence held in Keras order never gets here: sink_transposes made it a
+``matmul`` (+ ``add``) on the last axis, ONNX MatMul and Add.
 """
 from __future__ import annotations
 

@@ -24,7 +24,9 @@ After::
     %y = add(%s, %bias_b)
 
 Not rewritten: suffix axes with static sizes and a constant (or absent) scale:
-that is ONNX LayerNormalization, one to one.
+that is ONNX LayerNormalization, one to one. A Keras LayerNormalization on a
+sequence arrives that way: sink_transposes holds the sequence in Keras order,
+so its feature axis is the last one.
 """
 from __future__ import annotations
 
