@@ -151,8 +151,12 @@ def compile(model: Any, target: str = "onnx", **options: Any) -> Any:
     """Compile a Keras model (in memory or a path) for ``target``; return the target's model object.
 
     ``target="onnx"`` returns an ``onnx.ModelProto``; ``target="coreml"`` a
-    ``coremltools.models.MLModel``. See ``COMMON_OPTIONS`` and each target's
-    options (``kcc.backends.get_target(name).options``).
+    ``coremltools.models.MLModel``. An ONNX model past the 2 GB protobuf limit is
+    returned whole, tensors in memory; save it with ``kcc.save(model, "model.onnx")``,
+    which writes its tensors to ``model.onnx.data`` beside it (the same as
+    ``onnx.save_model(model, "model.onnx", save_as_external_data=True,
+    location="model.onnx.data")``); plain ``onnx.save`` refuses it. See
+    ``COMMON_OPTIONS`` and each target's options (``kcc.backends.get_target(name).options``).
     """
     return compile_model(model, target, **options).model
 
@@ -202,16 +206,33 @@ def serialize(model: Any) -> bytes:
     if isinstance(model, bytes):
         return model
     if hasattr(model, "SerializeToString") and type(model).__name__ == "ModelProto":
+        from kcc.backends.onnx.external_data import needs_external_data
+
+        if needs_external_data(model):
+            raise OptionError("this ONNX model is past the 2 GB protobuf limit, so it has no single-file "
+                              "bytes; write it with kcc.save(model, 'model.onnx'), which puts its weights "
+                              "in 'model.onnx.data' beside it")
         return model.SerializeToString()
     if hasattr(model, "get_spec"):  # a Core ML MLModel
         return model.get_spec().SerializeToString()
     raise OptionError(f"do not know how to save a {type(model).__name__}")
 
 
-def save(model: Any, path: str | os.PathLike) -> Path:
-    """Write a compiled model (ONNX, Core ML, or its bytes) to ``path`` atomically."""
+def save(model: Any, path: str | os.PathLike, *, keep_in_memory: bool = True) -> Path:
+    """Write a compiled model (ONNX, Core ML, or its bytes) to ``path`` atomically.
+
+    An ONNX model past the 2 GB protobuf limit is written with external data:
+    ``path`` plus ``<path name>.data`` beside it (kcc.backends.onnx.external_data);
+    ``keep_in_memory=False`` lets that writer leave the tensors out of ``model``
+    afterwards instead of reading them back.
+    """
     if hasattr(model, "write_directory"):  # a TensorFlow SavedModel (kcc.backends.keras.savedmodel)
         return model.write_directory(path)
+    if type(model).__name__ == "ModelProto":
+        from kcc.backends.onnx.external_data import needs_external_data, save_with_external_data
+
+        if needs_external_data(model):
+            return save_with_external_data(model, path, keep_in_memory=keep_in_memory)[0]
     data = serialize(model)
 
     def write(tmp: str) -> None:

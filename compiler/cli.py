@@ -198,16 +198,33 @@ def _compile(args: argparse.Namespace) -> int:
     source: Any = (args.model, args.weights) if args.weights else args.model
     out = Path(args.output) if args.output else Path(args.model).with_suffix(target.suffix)
     with progress.task(f"{Path(args.model).name} -> {target.name}"):
-        result = compile_model(source, target=args.emit, serialized=True, **options_from_args(args))
-        size = len(result.model) if isinstance(result.model, bytes) else 0
-        progress.step(f"writing {out}" + (f" ({human_bytes(size)})" if size else ""))
-        save(result.model, out)
+        # Targets without a bytes writer (ONNX) hand over the model object: past 2 GB it has no bytes.
+        result = compile_model(source, target=args.emit, serialized=target.serialize is not None,
+                               **options_from_args(args))
+        size, data_file = _output_size(result.model, out)
+        progress.step(f"writing {out}" + (f" ({human_bytes(size)})" if size else "")
+                      + (f" and {data_file}" if data_file else ""))
+        save(result.model, out, keep_in_memory=False)
     if args.time_passes:
         print(result.report.table())
     if quiet.verbosity() != "quiet":
         n_in, n_out = len(result.graph.inputs), len(result.graph.outputs)
-        print(f"kcc: wrote {out} ({target.name}; {len(result.graph)} nodes, {n_in} input(s), {n_out} output(s))")
+        also = f" and {data_file}" if data_file else ""
+        print(f"kcc: wrote {out}{also} ({target.name}; {len(result.graph)} nodes, {n_in} input(s), "
+              f"{n_out} output(s))")
     return 0
+
+
+def _output_size(model: Any, out: Path) -> tuple[int, Path | None]:
+    """Bytes about to be written (0: unknown) and, for an ONNX model past 2 GB, its data file."""
+    if isinstance(model, bytes):
+        return len(model), None
+    if type(model).__name__ == "ModelProto":
+        from kcc.backends.onnx.external_data import data_file_name, needs_external_data, tensor_bytes
+
+        external = needs_external_data(model)
+        return tensor_bytes(model), out.parent / data_file_name(out) if external else None
+    return 0, None
 
 
 def inspect_parser() -> argparse.ArgumentParser:

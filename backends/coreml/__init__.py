@@ -25,15 +25,17 @@ from typing import Any
 from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
 from kcc.backends.coreml import (  # noqa: F401  (fill the table)
     custom, emit_activation, emit_index, emit_logic, emit_math, emit_nn, emit_norm, emit_recurrent,
-    emit_resize, emit_tensor)
-from kcc.backends.coreml.context import EMITTERS, CoremlContext, Requirement
+    emit_resize, emit_shape, emit_tensor)
+from kcc.backends.coreml.context import EMITTERS, CoremlContext, Requirement, origin_of
+from kcc.backends.coreml.flexible import BATCH, ShapePlan, first_difference, plan_batch, plan_shapes
 from kcc.backends.coreml.layout import BlobLayout, plan_layout
 from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs
 from kcc.backends.coreml.options import DEFAULTS, CoremlOptions, add_cli_arguments, options_from_cli, parse_options
+from kcc.backends.coreml.size_limit import check_neuralnetwork_size
 from kcc.backends.coreml.spec_version import ND_VERSION, lowest_version, os_name
 from kcc.backends.coreml.updatable import make_updatable
 from kcc.coreml import proto
-from kcc.errors import ConversionError
+from kcc.errors import ConversionError, KccError
 from kcc.ir import Graph
 from kcc.passes.base import PASSES
 
@@ -49,6 +51,7 @@ if logging.getLogger("coremltools").level == logging.NOTSET:
 # lower clips and activations last; dce drops the sequence outputs nobody reads.
 COREML_LOWERING: tuple[str, ...] = (
     "lower_coreml_recurrent",
+    "lower_coreml_rms_norm",
     "lower_coreml_math",
     "lower_coreml_axes",
     "lower_coreml_activations",
@@ -74,23 +77,57 @@ def _network(spec: Any, opts: CoremlOptions) -> Any:
     return spec.neuralNetworkClassifier if opts.class_labels is not None else spec.neuralNetwork
 
 
-def _emit_layers(graph: Graph, opts: CoremlOptions, layout: BlobLayout) -> tuple[Any, CoremlContext]:
+def _emit_network(graph: Graph, opts: CoremlOptions, layout: BlobLayout, sizes: dict[str, int],
+                  dynamic: set[str]) -> tuple[Any, Any, CoremlContext]:
+    """The spec with its network's layers written for the input sizes ``sizes`` (no interface yet);
+    the symbols in ``dynamic`` may vary."""
     spec = proto.module("Model_pb2").Model()
     network = _network(spec, opts)
     network.SetInParent()
     names = _blob_names(graph)
-    nd = layout.nd
-    ctx = CoremlContext(graph, network, nd=nd, float16=opts.float16, names=names, seq=set(layout.sequences))
+    ctx = CoremlContext(graph, network, nd=layout.nd, float16=opts.float16, names=names,
+                        seq=set(layout.sequences), sizes=dict(sizes), dynamic=set(dynamic))
     ctx._taken.reserve(names.values())
     for node in graph.nodes():
         ctx.run(node)
-    add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too
-    add_outputs(ctx, spec, network, graph, opts)
-    if nd:
-        NeuralNetwork_pb2 = proto.module("NeuralNetwork_pb2")
-        network.arrayInputShapeMapping = NeuralNetwork_pb2.EXACT_ARRAY_MAPPING
-        network.imageInputShapeMapping = NeuralNetwork_pb2.RANK4_IMAGE_MAPPING
-    return spec, ctx
+    return spec, network, ctx
+
+
+def _flexible_network(graph: Graph, opts: CoremlOptions, layout: BlobLayout,
+                      plan: ShapePlan) -> tuple[Any, Any, CoremlContext]:
+    """The network written for the plan's default sizes; drops from ``plan.flexible`` the axes the
+    layers depend on (flexible.py): the batch stays 1, any other such axis is a ConversionError
+    naming the layer."""
+    def write() -> tuple[Any, Any, CoremlContext]:
+        return _emit_network(graph, opts, layout, plan.sizes, set(plan.flexible))
+
+    def difference(ctx: CoremlContext, symbols: list[str]) -> str | None:
+        try:
+            _, other, _ = _emit_network(graph, opts, layout, plan.moved(symbols), set(plan.flexible))
+        except KccError as e:
+            return f"writing the layers for other sizes fails ({e})"
+        where = first_difference(ctx.network, other)
+        if where is None:
+            return None
+        node = next((n for n, layers in ctx.layers_of.items() if any(lyr.name == where[0] for lyr in layers)), None)
+        origin = f" of node {node}{origin_of(graph.node(node))}" if node is not None else ""
+        return f"layer {where[0]!r} ({where[1]}){origin}"
+
+    written = write()
+    symbols = list(plan.flexible)
+    if not symbols or difference(written[2], symbols) is None:
+        return written
+    if BATCH in plan.flexible and difference(written[2], [BATCH]) is not None:
+        plan.fix(BATCH)     # the batch stays 1, as declared before flexible shapes
+        written = write()
+    rest = [s for s in plan.flexible if s != BATCH]
+    where = difference(written[2], rest) if rest else None
+    if where is not None:
+        raise ConversionError(
+            f"Core ML: {where} depends on the size of the dynamic input axes {rest}, so the model cannot "
+            f"declare flexible input shapes. Give the inputs fixed shapes with input_name_shape_dict "
+            f"(a dict from input name to shape).")
+    return written
 
 
 def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> Any:
@@ -98,19 +135,29 @@ def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> 
 
     ``graph`` has been through the target's pipeline (at least ``COREML_LOWERING``).
     The layout analysis picks rank 5 or ND once; ``force_nd`` picks ND (tests use
-    it to exercise every ND emitter).
+    it to exercise every ND emitter). Dynamic input axes become flexible shapes
+    (flexible.py); the layers are written for their default sizes.
     """
+    check_neuralnetwork_size(graph, float16=opts.float16)     # one protobuf: 2 GB at most
     separate_outputs(graph)
-    layout = plan_layout(graph, force_nd=force_nd)
+    plan = plan_shapes(graph)
+    layout = plan_layout(graph, force_nd=force_nd, sizes=plan.sizes)
     if layout.nd and opts.target_version is not None and opts.target_version < ND_VERSION:
         raise ConversionError(
             f"minimum_deployment_target={opts.target_name!r} cannot hold this model: {layout.describe()}, "
             f"which need {os_name(ND_VERSION)} or newer. Raise minimum_deployment_target to "
             f"{os_name(ND_VERSION)} or change the layer.")
-    spec, ctx = _emit_layers(graph, opts, layout)
     if layout.nd:
+        plan_batch(graph, plan)     # the rank-5 layout's batch axis is implicit: any batch runs
+    spec, network, ctx = _flexible_network(graph, opts, layout, plan)
+    ctx.flexible = plan.flexible
+    add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too
+    add_outputs(ctx, spec, network, graph, opts)
+    if layout.nd:
+        NeuralNetwork_pb2 = proto.module("NeuralNetwork_pb2")
+        network.arrayInputShapeMapping = NeuralNetwork_pb2.EXACT_ARRAY_MAPPING
+        network.imageInputShapeMapping = NeuralNetwork_pb2.RANK4_IMAGE_MAPPING
         ctx.requirements.append(Requirement(ND_VERSION, layout.describe()))
-    network = _network(spec, opts)
     add_metadata(spec, opts)
     if opts.float16:
         ctx.require(2, None, "float16 weights (model_precision='float16')")

@@ -22,7 +22,8 @@ from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_tar
 from kcc.backends.onnx import (  # noqa: F401  (fill the table)
     emit_lambda, emit_math, emit_nn, emit_recurrent, emit_spatial, emit_table, emit_tensor)
 from kcc.backends.onnx.context import OnnxContext, emitter_for, supported_ops
-from kcc.errors import ConversionError, OptionError
+from kcc.backends.onnx.external_data import check_onnx, move_initializers
+from kcc.errors import OptionError
 from kcc.formats.onnx_ops import DEFAULT_OPSET, ELEM_TYPES, MAX_OPSET, MIN_OPSET
 from kcc.ir import Graph, TensorType
 from kcc.passes.base import PASSES
@@ -34,6 +35,7 @@ ONNX_LOWERING: tuple[str, ...] = (
     "lower_onnx_dense",             # rank > 2 dense -> 1x1 conv (Gemm takes rank 2)
     "lower_onnx_fused_activation",  # conv/dense activation -> its own node (Conv/Gemm carry none)
     "lower_onnx_layer_norm",        # layer_norm LayerNormalization cannot express -> mean/variance ops
+    "lower_onnx_rms_norm",          # rms_norm below opset 23 or off the trailing axes -> its formula
     "lower_onnx_elementwise",       # silu, gelu < 20, mish < 18, scaled_tanh, rsqrt, square -> ONNX ops
     "lower_onnx_one_hot",           # one_hot indices -> int64
 )
@@ -41,7 +43,8 @@ PIPELINE = STANDARD_PIPELINE + ONNX_LOWERING
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
-    dims = [d if isinstance(d, int) else (d if d != "?" else None) for d in t.shape]
+    # Every dynamic axis is a named dim_param; a dim no symbol names gets one of its own.
+    dims = [d if isinstance(d, int) else (d if d != "?" else f"{name}_d{i}") for i, d in enumerate(t.shape)]
     return helper.make_tensor_value_info(name, ELEM_TYPES[t.dtype], dims)
 
 
@@ -56,16 +59,16 @@ def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc"
     inputs = [_value_info(ctx.name(v), v.type) for v in graph.inputs]
     outputs = [_value_info(n, v.type) for v, n in zip(graph.outputs, graph.output_names)]
     outputs += _class_label(ctx, graph)
-    g = helper.make_graph(ctx.nodes, graph.name, inputs, outputs, initializer=ctx.initializers, doc_string=doc)
+    g = helper.make_graph(ctx.nodes, graph.name, inputs, outputs, doc_string=doc)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer,
                               producer_version=_version())
-    model.ir_version = min(model.ir_version, 10)
+    del g
+    move_initializers(ctx.initializers, model.graph)  # the weights are copied into the model once
+    # The IR version each opset came with (opset 23: IR 11); onnxruntime reads up to 13.
+    model.ir_version = min(model.ir_version, 10 if opset <= 22 else 11)
     _metadata(model, graph.metadata)
     if check:
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            raise ConversionError(f"kcc produced an invalid ONNX model (a kcc bug; please report): {e}") from e
+        check_onnx(model)  # as a skeleton without the large tensors' bytes: any size, no copy
     return model
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from kcc.errors import ConversionError
-from kcc.frontends.keras.fallback import fallback_step
+from kcc.frontends.keras.fallback import fallback_step, live_layer
 from kcc.ir import Value
 
 
@@ -91,6 +91,8 @@ def custom_layer_fallback(ctx: Any, inputs: list[Value]) -> Any:
     layer = ctx.layer
     funcs = ctx.options.get("custom_conversion_functions") or {}
     fn = funcs.get(layer.class_name) or funcs.get(layer.name)
+    if fn is not None or ctx.options.get("add_custom_layers"):
+        live_layer(ctx)  # a layer read without Keras: its live object, rebuilt alone
     if fn is not None:
         target = layer.live if layer.live is not None else layer
         cls, desc, params, weights = _from_function(fn(target), f"layer {layer.name!r} ({layer.class_name})")

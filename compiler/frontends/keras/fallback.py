@@ -9,7 +9,8 @@ order; the first step that returns values wins:
    ``ctx.op`` and returns the output value(s), or None to pass. Its errors
    propagate: the user asked for it.
 2. ``trace``: trace the live layer with TensorFlow and lower the traced ops
-   (trace.py). If it fails, the failure is kept and the chain continues.
+   (trace.py); a layer read from a file without Keras is rebuilt first, alone
+   (``live_layer``). If it fails, the failure is kept and the chain continues.
 3. ``coreml_custom_layer``: a ``custom_layer`` node for the Core ML backend
    (custom_layer.py, registered with ``@fallback_step``) when
    ``add_custom_layers=True`` or a one-argument conversion function.
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kcc.errors import ConversionError
+from kcc.errors import ConversionError, KccError
 from kcc.frontends.keras.registry import KerasLayerContext
 from kcc.ir import Value
 from kcc.table import Table
@@ -102,11 +103,31 @@ def _takes_one_argument(fn: Callable[..., Any]) -> bool:
     return len(required) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
+def live_layer(ctx: KerasLayerContext) -> Any:
+    """The layer's live Keras object; for a layer read from a file without Keras, built now (or None).
+
+    The loader gives such layers a ``rebuild_live`` (rebuild_layer.py): only the
+    layer that reaches a step needing the object is rebuilt, never the model.
+    """
+    layer = ctx.layer
+    if layer.live is None and layer.rebuild_live is not None:
+        try:
+            layer.live = layer.rebuild_live()
+        except KccError:
+            raise
+        except Exception as e:  # Keras raises many types; all mean "could not rebuild it"
+            text = str(e).strip()
+            raise ctx.fail(f"rebuilding it with Keras (to trace it) failed: {type(e).__name__}: "
+                           f"{text.splitlines()[0][:300] if text else ''}") from e
+    return layer.live
+
+
 @fallback_step("trace", defer_errors=True)
 def _trace(ctx: KerasLayerContext, inputs: list[Value]) -> list[Value]:
     from kcc.frontends.keras.trace import trace_layer
 
+    live_layer(ctx)
     return trace_layer(ctx, inputs)
 
 
-__all__ = ["lower_unknown_layer", "fallback_step", "ORDER", "FallbackStep", "STEPS"]
+__all__ = ["lower_unknown_layer", "live_layer", "fallback_step", "ORDER", "FallbackStep", "STEPS"]
