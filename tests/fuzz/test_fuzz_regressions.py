@@ -288,3 +288,12 @@ def test_onnx_global_pool_of_rank_2(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
     _refused(str(path), KccError, "'gap'", "rank 2")
+
+
+def test_wrapped_layer_entry_whose_config_is_a_string(tmp_path, lstm):
+    """Master 0 case 79010: a wrapped layer (a Bidirectional's ``layer``) of an unknown class whose
+    ``config`` is a string -> AttributeError in loader.py."""
+    def edit(config: dict) -> None:
+        layer_config(config, "lstm")["layer"] = {"module": "keras.layers", "class_name": "Orthogonal",
+                                                 "config": "relu"}
+    _refused(h5_file(tmp_path, lstm, edit), KccError, "'Orthogonal'")

@@ -29,6 +29,7 @@ def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Gra
     from kcc.frontends.keras.lower import KerasLowering
     from kcc.frontends.keras import custom_layer  # noqa: F401  (registers the coreml_custom_layer step)
     from kcc.frontends.keras.fallback import lower_unknown_layer
+    from kcc.frontends.keras.input_use import check_inputs_used
 
     spec = load_keras_model(source, safe_mode=options.get("safe_mode", True),
                             custom_objects=options.get("custom_objects"))
@@ -43,6 +44,7 @@ def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Gra
         # Each layer is validated alone (validate.py); only lowering sees two layers meet.
         raise ShapeError(f"the model's layers do not fit together: {e}; the file's configs and "
                          "weights disagree (corrupt or edited file?)") from e
+    check_inputs_used(spec, graph)  # a dropped mask input is an error, never silently ignored
     # For backends that keep training information (Core ML's respect_trainable).
     graph.training = TrainingConfig.from_dict(spec.training_config, _trainable_flags(spec))
     return graph

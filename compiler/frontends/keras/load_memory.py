@@ -15,6 +15,7 @@ import numpy as np
 from kcc.errors import ConversionError
 from kcc.extras import require
 
+from .live_graph import is_functional, model_entry
 from .load_config import parse_model
 from .load_weights import Child, weight_slots
 from .spec import KerasModelSpec
@@ -29,10 +30,22 @@ def spec_from_model(model: Any) -> tuple[KerasModelSpec, dict | None]:
             f"in-memory models must be Keras 3 keras.Model objects, not {type(model).__module__}."
             f"{type(model).__name__}; save a tf.keras model with model.save('model.h5') and "
             "load the file")
-    entry = _as_json(keras.saving.serialize_keras_object(model))
+    if not is_graph_model(model):
+        raise ConversionError(
+            f"model {model.name!r} ({type(model).__name__}) is a subclassed keras.Model with no "
+            "functional layer graph; kcc converts Sequential and functional models (and "
+            "Functional subclasses such as KerasHub backbones). Rebuild it with "
+            "keras.Model(inputs, outputs).")
+    entry = _as_json(model_entry(keras, model))
     spec = parse_model(entry)
     attach_live(spec, model, with_weights=True)
     return spec, _compile_config(keras, model)
+
+
+def is_graph_model(model: Any) -> bool:
+    """True for a model kcc can read a layer graph from: Sequential or (a subclass of) Functional."""
+    keras = require("keras", "converting an in-memory Keras model")
+    return isinstance(model, keras.Sequential) or is_functional(model)
 
 
 def _compile_config(keras: Any, model: Any) -> dict | None:
@@ -78,8 +91,12 @@ def attach_live(spec: KerasModelSpec, model: Any, *, with_weights: bool) -> None
 
 
 def find_layer(model: Any, name: str) -> Any:
-    """The layer called ``name``; a Sequential's InputLayer is not in ``model.layers``."""
-    for layer in list(getattr(model, "layers", [])) + list(getattr(model, "_layers", [])):
+    """The layer called ``name``; a Sequential's InputLayer is not in ``model.layers``.
+
+    ``operations`` also holds the keras.ops calls of a functional graph (``GetItem``).
+    """
+    for layer in list(getattr(model, "layers", [])) + list(getattr(model, "_layers", [])) \
+            + list(getattr(model, "operations", [])):
         if getattr(layer, "name", None) == name:
             return layer
     return None
@@ -90,7 +107,7 @@ def live_weights(live: Any, class_name: str, config: dict) -> dict[str, np.ndarr
     slots = weight_slots(class_name, config)
     children = [s for s in slots or [] if isinstance(s, Child)]
     if not children:
-        return _named(live.weights)
+        return _named(getattr(live, "weights", []))  # a keras.ops Operation has none
     out: dict[str, np.ndarray] = {}
     for child in children:
         sub = getattr(live, child.attr)

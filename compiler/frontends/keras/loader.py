@@ -5,12 +5,16 @@ Sources: an in-memory ``keras.Model``; a Keras 3 ``.keras`` archive; a legacy
 ``(architecture.json, weights.h5)`` pair. Files are recognised by their first
 bytes (zip or HDF5 signature), not only by their suffix.
 
-Files whose layers are all Keras built-ins are read with json, zipfile and h5py
-only: TensorFlow and Keras are never imported. Keras is imported only for an
-in-memory model, or when a file holds a ``Lambda`` or a non-built-in class, since
-then only Keras can rebuild the layer. Such files are still parsed here; Keras
-supplies the ``live`` layer objects (and the weights of layers this loader has no
-table for). Under ``safe_mode`` a file that stores Python code, in any form Keras
+Files whose layers are all Keras built-ins, or classes Keras ships elsewhere that
+kcc has a handler for (keras.applications' ``LayerScale``, ``CustomScaleLayer``),
+are read with json, zipfile and h5py only: TensorFlow and Keras are never
+imported. Keras is imported only for an in-memory model, or when a file holds a
+``Lambda`` or a class kcc has no handler for, since then only Keras can rebuild
+the layer (to trace it). Such files are still parsed here; Keras supplies the
+``live`` layer objects (and the weights of layers this loader has no table for):
+from a ``.keras`` archive only those layers are rebuilt, each alone
+(rebuild_layer.py); from ``.h5`` and JSON files, or when a layer cannot be rebuilt
+alone, the whole model. Under ``safe_mode`` a file that stores Python code, in any form Keras
 2 or 3 writes it, is refused before anything is deserialized, and HDF5 links out
 of the file are always refused (safety.py).
 
@@ -45,6 +49,9 @@ from . import archive_keras3, h5_legacy, safety, validate
 from .load_builtins import BUILTIN_LAYER_CLASSES
 from .load_config import NESTED_LAYER_KEYS, is_model_entry, normalize_training_config, parse_model
 from .load_memory import attach_live, spec_from_model
+from .load_subclass import is_subclass_entry, load_subclass_model
+from .rebuild_layer import defer_rebuilds, rebuild_layers
+from .registry import handler_for
 from .spec import KerasModelSpec
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -91,6 +98,10 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
     if kind == "zip":
         with _read_errors(path, archive_keras3.ARCHIVE_EXPECTED):
             entry, weights, version = archive_keras3.read_archive(path)
+            if is_subclass_entry(entry):  # a KerasHub Backbone/Task: Keras rebuilds it (load_subclass.py)
+                spec = load_subclass_model(path, entry, weights, safe_mode=safe_mode,
+                                           custom_objects=custom_objects)
+                return _finish(spec, "keras", version, entry.get("compile_config"))
             spec = _parse_checked(entry, path, safe_mode)
             limits.check_hdf5_heaps(weights, f"{path}: model.weights.h5")
             with archive_keras3.open_weights(weights) as f:
@@ -99,6 +110,14 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
                 archive_keras3.fill_weights(spec, f, _is_sequential(entry), str(path))
             validate.validate_spec(spec, str(path))
         spec = _finish(spec, "keras", version, entry.get("compile_config"))
+        defer_rebuilds(spec, entry, _read_without_keras, str(path), safe_mode=safe_mode,
+                       custom_objects=custom_objects)
+        # Only the layers that need Keras are rebuilt, each alone (rebuild_layer.py).
+        if _needs_keras(entry) and rebuild_layers(
+                spec, entry, weights, _rebuilt_by_keras, _layer_entries, str(path),
+                safe_mode=safe_mode, custom_objects=custom_objects):
+            return spec
+        del weights
     else:
         _check_heaps(path)
         with _read_errors(path, h5_legacy.H5_EXPECTED), h5py.File(path, "r") as f:
@@ -109,6 +128,8 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
             h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), str(path))
             validate.validate_spec(spec, str(path))
         spec = _finish(spec, "h5", version, training)
+        defer_rebuilds(spec, entry, _read_without_keras, str(path), safe_mode=safe_mode,
+                       custom_objects=custom_objects)
     if _needs_keras(entry):
         _attach_keras_model(spec, entry, path, lambda keras: keras.saving.load_model(
             path, safe_mode=safe_mode, custom_objects=custom_objects, compile=False),
@@ -138,6 +159,8 @@ def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
         validate.validate_spec(spec, f"{json_path} + {weights_path}")
         version = entry.get("keras_version") or h5_legacy.keras_version_of(f)
     spec = _finish(spec, "json+h5", version, entry.get("compile_config"))
+    defer_rebuilds(spec, entry, _read_without_keras, str(json_path), safe_mode=safe_mode,
+                   custom_objects=custom_objects)
     if _needs_keras(entry):
         text = json.dumps(entry)
 
@@ -257,24 +280,54 @@ def _layer_entries(entry: dict) -> Iterator[dict]:
             yield from _layer_entries(child)
 
 
+def _is_custom(layer: dict) -> bool:
+    """True for a layer entry whose class is not a Keras built-in (Lambda aside)."""
+    cls, module, registered = layer.get("class_name"), layer.get("module"), layer.get("registered_name")
+    if cls == "Lambda":
+        return False
+    # "keras_hub..." is another package: its Gemma RMSNormalization is not Keras's.
+    foreign = module is not None and not (module == "keras" or str(module).startswith("keras."))
+    renamed = registered not in (None, cls) and not str(registered).startswith("keras")
+    return cls not in BUILTIN_LAYER_CLASSES or foreign or renamed
+
+
 def _custom_layers(entry: dict) -> list[tuple[str, str]]:
-    """(name, class) of every layer that is not a Keras built-in (Lambda aside)."""
-    out = []
-    for layer in _layer_entries(entry):
-        cls, module, registered = (layer.get("class_name"), layer.get("module"),
-                                   layer.get("registered_name"))
-        if cls == "Lambda":
-            continue
-        foreign = module is not None and not str(module).startswith("keras")
-        renamed = registered not in (None, cls) and not str(registered).startswith("keras")
-        if cls not in BUILTIN_LAYER_CLASSES or foreign or renamed:
-            out.append((layer.get("name") or (layer.get("config") or {}).get("name", "?"), cls))
-    return out
+    """(name, class) of every layer Keras must rebuild that is not a Keras built-in (Lambda aside)."""
+    def name(layer: dict) -> str:
+        config = layer.get("config")
+        return layer.get("name") or (config.get("name", "?") if isinstance(config, dict) else "?")
+    return [(name(layer), layer.get("class_name"))
+            for layer in _layer_entries(entry) if _is_custom(layer) and _rebuilt_by_keras(layer)]
+
+
+def _handled_without_keras(layer: dict) -> bool:
+    """A class Keras itself ships outside ``keras.layers`` that kcc has a handler for.
+
+    keras.applications' ``LayerScale`` (ConvNeXt) and ``CustomScaleLayer``
+    (InceptionResNetV2), keras.ops operations recorded in a functional graph: the
+    handler lowers the config and the stored variables, so the file is read as if
+    they were built-ins (a handler that falls back to tracing gets the layer
+    rebuilt alone then, ``defer_rebuilds``). A class of the same name from another
+    module (or registered under another name) is the user's own: Keras rebuilds
+    it, as any custom class.
+    """
+    module, cls = layer.get("module"), layer.get("class_name")
+    keras_module = module is None or module == "keras" or str(module).startswith("keras.")
+    renamed = layer.get("registered_name") not in (None, cls)
+    return keras_module and not renamed and handler_for(str(cls)) is not None
+
+
+def _rebuilt_by_keras(layer: dict) -> bool:
+    """True for a layer entry only Keras can turn into a layer object: Lambda, or custom without a handler."""
+    return layer.get("class_name") == "Lambda" or (_is_custom(layer) and not _handled_without_keras(layer))
+
+
+def _read_without_keras(layer: dict) -> bool:
+    return not _rebuilt_by_keras(layer)
 
 
 def _needs_keras(entry: dict) -> bool:
-    return bool(_custom_layers(entry)) or any(
-        layer.get("class_name") == "Lambda" for layer in _layer_entries(entry))
+    return any(_rebuilt_by_keras(layer) for layer in _layer_entries(entry))
 
 
 def _attach_keras_model(spec: KerasModelSpec, entry: dict, path: Path,

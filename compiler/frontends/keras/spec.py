@@ -82,9 +82,27 @@ class KerasLayer:
     # loaded with Keras because they hold Lambda/custom layers). Needed only to
     # trace Lambda and custom layers; None for everything read without Keras.
     live: Any = None
+    # For a layer read from a file without Keras, whose handler may still hand it to the
+    # fallback chain (which traces ``live``): builds ``live`` on demand from the layer's
+    # config and weights (rebuild_layer.py). None otherwise.
+    rebuild_live: Any = None
     module: str | None = None
     registered_name: str | None = None
     trainable: bool = True
+
+    @property
+    def keras_class(self) -> bool:
+        """True when the class is Keras's own, so a handler for its class name applies.
+
+        A same-named class of another package is not: KerasHub's Gemma
+        ``RMSNormalization`` computes ``x * (1 + scale)``, Keras's ``x * scale``.
+        Files without a ``module`` (Keras 2) hold Keras classes or their own
+        ``custom_objects``, as before.
+        """
+        module = self.module or "keras"
+        registered = self.registered_name
+        renamed = registered not in (None, self.class_name) and not str(registered).startswith("keras")
+        return (module == "keras" or module.startswith("keras.")) and not renamed
 
 
 @dataclass
