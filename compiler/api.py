@@ -18,6 +18,7 @@ from typing import Any, Callable
 from kcc import progress
 from kcc.backends import Target, get_target
 from kcc.errors import ModelFileError, OptionError, naming_files
+from kcc.files import fsync_file, output_mode
 from kcc.ir import Graph
 from kcc.pipeline import Pipeline, PipelineReport, RunOptions
 
@@ -174,8 +175,8 @@ def save_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     try:
         os.close(fd)
         write(tmp)
-        _fsync(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; outputs get the usual mode
+        fsync_file(tmp)
+        os.chmod(tmp, output_mode())  # mkstemp makes it 0600; outputs get the usual mode
         os.replace(tmp, path)
     except BaseException as e:  # KeyboardInterrupt too: never leave the temporary file behind
         if os.path.exists(tmp):
@@ -184,21 +185,6 @@ def save_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path: str) -> None:
-    """Flush a written file to disk before it replaces the output (a crash leaves old or new, whole)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def serialize(model: Any) -> bytes:

@@ -34,6 +34,7 @@ import onnx
 from onnx import external_data_helper, helper
 
 from kcc.errors import ConversionError, ModelFileError
+from kcc.files import fsync_file, output_mode
 
 # A serialized protobuf holds at most 2 GiB - 1 bytes.
 PROTOBUF_LIMIT = 2**31 - 1
@@ -166,8 +167,8 @@ def save_with_external_data(model: onnx.ModelProto, path: str | os.PathLike, *,
             if keep_in_memory:
                 _read_back(model, work)
         for name in (data_name, path.name):
-            _fsync(work / name)
-            os.chmod(work / name, 0o666 & ~_umask())
+            fsync_file(work / name)
+            os.chmod(work / name, output_mode())
         os.replace(work / data_name, directory / data_name)
         try:
             os.replace(work / path.name, path)
@@ -194,20 +195,6 @@ def _read_back(model: onnx.ModelProto, directory: Path) -> None:
             external_data_helper.load_external_data_for_tensor(t, str(directory))
         del t.external_data[:]
         t.ClearField("data_location")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["save_with_external_data", "check_onnx", "move_initializers", "needs_external_data", "tensor_bytes",

@@ -15,7 +15,7 @@ from kcc.errors import ConversionError, ShapeError, UnsupportedLayerError
 from kcc.frontends.keras.input_rules import check_inputs
 from kcc.frontends.keras.layers.masking import Mask, handler_masks, output_masks
 from kcc.frontends.keras.registry import KerasLayerContext, handler_for
-from kcc.frontends.keras.spec import KerasLayer, KerasModelSpec, LayerCall, TensorRef
+from kcc.frontends.keras.spec import KerasLayer, KerasModelSpec, LayerCall, TensorRef, has_ref
 from kcc.ir import DTYPES, Graph, TensorType, Value
 from kcc.layout import to_ir_perm, to_keras_perm
 
@@ -176,7 +176,7 @@ class KerasLowering:
             outs = self._lower_model(inner, inner_env, prefix=f"{origin}/", masks=inner_masks)
             return outs, [inner_masks.get(r) for r in inner.outputs]
         ctx = KerasLayerContext(self.graph, layer, call, index, origin, self.options, self.spec_stack)
-        tensor_kwargs = {k: v for k, v in call.kwargs.items() if _has_ref(v)}
+        tensor_kwargs = {k: v for k, v in call.kwargs.items() if has_ref(v)}
         explicit = {k: _resolve(v, env) for k, v in tensor_kwargs.items() if k == "mask" or k.endswith("_mask")}
         kwarg_masks = {k: _resolve(v, masks, missing=None) for k, v in tensor_kwargs.items() if k not in explicit}
         mask_kwargs = handler_masks(ctx, arg_masks, kwarg_masks, explicit)
@@ -226,16 +226,6 @@ def _flatten_refs(x: Any) -> list[TensorRef]:
     if isinstance(x, dict):
         return [r for k in sorted(x) for r in _flatten_refs(x[k])]
     return []
-
-
-def _has_ref(x: Any) -> bool:
-    if isinstance(x, TensorRef):
-        return True
-    if isinstance(x, (list, tuple)):
-        return any(_has_ref(y) for y in x)
-    if isinstance(x, dict):
-        return any(_has_ref(y) for y in x.values())
-    return False
 
 
 def _flatten(x: Any) -> list[Value]:

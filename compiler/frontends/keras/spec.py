@@ -37,6 +37,17 @@ class TensorRef:
     tensor_index: int = 0
 
 
+def has_ref(x: Any) -> bool:
+    """Whether a call argument (a TensorRef, or lists/dicts of them) holds a Keras tensor."""
+    if isinstance(x, TensorRef):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(has_ref(y) for y in x)
+    if isinstance(x, dict):
+        return any(has_ref(y) for y in x.values())
+    return False
+
+
 @dataclass
 class LayerCall:
     """One call of a layer: its positional tensor inputs and other call kwargs.

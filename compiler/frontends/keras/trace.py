@@ -26,7 +26,7 @@ import onnx
 from kcc.errors import ConversionError, KccError
 from kcc.extras import require
 from kcc.frontends.keras.registry import KerasLayerContext
-from kcc.frontends.keras.spec import TensorRef
+from kcc.frontends.keras.spec import TensorRef, has_ref
 from kcc.frontends.keras.tf_table import patch_leftovers, tf2onnx_overrides
 from kcc.ir import Value
 from kcc.layout import keras_shape
@@ -54,16 +54,6 @@ def _pack(structure: Any, flat: list[Any]) -> Any:
     return build(structure)
 
 
-def _has_ref(x: Any) -> bool:
-    if isinstance(x, TensorRef):
-        return True
-    if isinstance(x, (list, tuple)):
-        return any(_has_ref(y) for y in x)
-    if isinstance(x, dict):
-        return any(_has_ref(y) for y in x.values())
-    return False
-
-
 _EXTRA_POSITIONAL = re.compile(r"^arg(\d+)$")
 
 
@@ -73,7 +63,7 @@ def call_tensor_kwargs(ctx: KerasLayerContext) -> dict[str, Any]:
     The caller hands the traced layer its tensors positional-first (``ctx.call.args``),
     then these in sorted key order (``LayerCall.input_refs``).
     """
-    return {k: ctx.call.kwargs[k] for k in sorted(ctx.call.kwargs) if _has_ref(ctx.call.kwargs[k])}
+    return {k: ctx.call.kwargs[k] for k in sorted(ctx.call.kwargs) if has_ref(ctx.call.kwargs[k])}
 
 
 def count_refs(structure: Any) -> int:
