@@ -11,7 +11,9 @@ This pass acts on them:
    ``less(range, unsqueeze(range))``, a dim cast to float; at most ``max_elements``);
 3. ``reshape_to`` whose target value resolves (ints, a symbol equal to the input
    dim at that position, at most one unknown) is the static ``reshape``;
-4. ``expand`` that broadcasts nothing (each target entry 1 or the input's own dim)
+4. ``slice_to`` whose bounds' values are ints (or the sliced axis's own symbol as
+   an end) is the static ``slice``;
+5. ``expand`` that broadcasts nothing (each target entry 1 or the input's own dim)
    is its input, and so is a ``slice`` that keeps every element (tf2onnx's
    ``x[:, None]`` slices ``0:1e9`` on every axis).
 
@@ -41,7 +43,7 @@ import numpy as np
 
 from kcc.ir import Graph, Node, Value
 from kcc.ops.registry import get_op
-from kcc.ops.shape_ops import static_reshape_spec
+from kcc.ops.shape_ops import slice_bound, static_reshape_spec
 from kcc.ops.shape_values import is_known
 from kcc.passes.base import Pass, register_pass
 from kcc.tensor_type import DTYPES
@@ -51,7 +53,7 @@ _FOLDABLE = frozenset({
     "shape", "range", "expand", "reshape_to", "reshape", "identity", "cast", "gather", "slice", "concat",
     "squeeze", "unsqueeze", "add", "sub", "mul", "div", "max", "min", "neg", "reduce_prod", "reduce_sum",
     "greater", "less", "equal", "greater_equal", "less_equal", "logical_and", "logical_or", "logical_xor",
-    "logical_not", "where", "cumsum", "fill_like", "tile",
+    "logical_not", "where", "cumsum", "fill_like", "tile", "slice_to",
 })
 # A slice end at least this large means "to the end" (as kcc.ops.tensor's slice shape function reads it).
 _TO_THE_END = 10 ** 9
@@ -95,6 +97,8 @@ class FoldShapes(Pass):
             return self._reshape(graph, node)
         if node.op == "expand":
             return self._expand(node)
+        if node.op == "slice_to":
+            return self._slice_to(graph, node)
         if node.op == "slice" and self._whole(node):
             return node.inputs[0]
         return None
@@ -145,6 +149,24 @@ class FoldShapes(Pass):
             return None
         new = graph.add_node("reshape", [x], attrs, name=node.name + "_static", origin=node.origin)
         return new.output
+
+    @staticmethod
+    def _slice_to(graph: Graph, node: Node) -> Value | None:
+        """The static ``slice`` once both bounds are known (``x[0:T]`` of ``x: f32[T,8]`` keeps the whole axis)."""
+        x, starts, ends = node.inputs
+        if starts.type.value is None or ends.type.value is None:
+            return None
+        axes = [a % x.rank for a in node.attrs["axes"]]
+        lo = [slice_bound(s, x.shape[a]) for s, a in zip(starts.type.value, axes)]
+        hi = [slice_bound(e, x.shape[a]) for e, a in zip(ends.type.value, axes)]
+        if None in lo or None in hi:
+            return None
+        attrs = get_op("slice").normalize_attrs({"starts": tuple(lo), "ends": tuple(hi), "axes": tuple(axes),
+                                                 "steps": node.attrs["steps"]}, node.name)
+        (t,) = get_op("slice").infer_types(attrs, [x.type], node.name)
+        if t != node.output.type:
+            return None
+        return graph.add_node("slice", [x], attrs, name=node.name + "_static", origin=node.origin).output
 
     @staticmethod
     def _expand(node: Node) -> Value | None:

@@ -1,4 +1,4 @@
-"""Core ML emitters for shape arithmetic: ``shape``, ``range``, ``expand``, ``reshape_to``.
+"""Core ML emitters for shape arithmetic: ``shape``, ``range``, ``expand``, ``reshape_to``, ``slice_to``.
 
 These IR ops reach the emitter only where a dim stays dynamic (passes/fold_shapes.py
 folds the rest), so each becomes the ND layer that reads a runtime tensor, as the
@@ -19,8 +19,17 @@ Where a layer's meaning is narrower than the IR op's:
   axis in Core ML. A target with a known 0 entry is refused (fold_shapes turns the
   usual ones, all entries known, into a static ``reshape``); entries computed at
   run time are dims (at least 1), or -1.
+* ``slice_to``: sliceDynamic reads one begin and one end entry per axis of
+  ``x``; the IR op has them only for its ``axes``. The others are masked
+  (``beginMasks``/``endMasks``: the whole axis), and the run-time bounds are
+  padded to the rank (``concatND`` with zeros) and put in axis order (``gather``)
+  where ``axes`` is not already ``0..k-1``; constant bounds are one constant
+  blob, "to the end" clamped to 2**30 (a float32 blob holds INT64_MAX as a
+  value no integer conversion keeps).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from kcc.backends.coreml.context import CoremlContext, coreml_emitter, rank5_check
 from kcc.formats.coreml_layers import SHAPE_LAYERS, SHAPE_LAYERS_VERSION
@@ -93,3 +102,45 @@ def _reshape_to(ctx: CoremlContext, node: Node) -> None:
                              f"reshapeDynamic reads as zero-size axes; give the inputs fixed shapes with "
                              f"input_name_shape_dict")
     _layer(ctx, node, SHAPE_LAYERS["reshape_to"], [ctx.name(x), ctx.name(target)])
+
+
+# Largest slice bound written to a blob: exact in float32 and int32, past any axis.
+_BOUND = 2 ** 30
+
+
+def _per_axis(ctx: CoremlContext, node: Node, bounds: Value, axes: tuple[int, ...], rank: int, hint: str) -> str:
+    """The blob of ``bounds`` (one entry per sliced axis) as one entry per axis of the input, in axis order."""
+    k = len(axes)
+    if bounds.is_const:
+        # One constant in axis order; "to the end" (INT64_MAX and the like) clamped to what a float32 blob holds.
+        entries = np.zeros(rank)
+        for a, v in zip(axes, bounds.const.reshape(-1).tolist()):
+            entries[a] = max(min(v, _BOUND), -_BOUND)
+        return ctx.constant(entries, f"slice_{hint}")
+    src = ctx.name(bounds)
+    if k < rank:
+        padded = ctx.tmp(f"{hint}_padded")
+        _, p = _layer(ctx, node, "concatND", [src, ctx.constant(np.zeros(rank - k), "slice_pad")], padded)
+        p.axis = 0
+        src = padded
+    order = [axes.index(a) if a in axes else k for a in range(rank)]
+    if order == list(range(rank)):
+        return src
+    ordered = ctx.tmp(f"{hint}_by_axis")
+    _, p = _layer(ctx, node, "gather", [src, ctx.constant(np.asarray(order), "slice_order")], ordered)
+    p.axis = 0
+    return ordered
+
+
+@coreml_emitter("slice_to")
+def _slice_to(ctx: CoremlContext, node: Node) -> None:
+    x, starts, ends = node.inputs
+    axes = tuple(a % x.rank for a in node.attrs["axes"])
+    steps = dict(zip(axes, node.attrs["steps"] or (1,) * len(axes)))
+    begin = _per_axis(ctx, node, starts, axes, x.rank, "begin")
+    end = _per_axis(ctx, node, ends, axes, x.rank, "end")
+    _, p = _layer(ctx, node, SHAPE_LAYERS["slice_to"], [ctx.name(x), begin, end])
+    p.strides.extend(steps.get(a, 1) for a in range(x.rank))
+    p.beginMasks.extend(a not in axes for a in range(x.rank))
+    p.endMasks.extend(a not in axes for a in range(x.rank))
+    p.squeezeMasks.extend([False] * x.rank)

@@ -1,4 +1,4 @@
-"""ONNX emitters for data movement whose operands ONNX takes as inputs: reshape, pad, slice, squeeze, tile, split.
+"""ONNX emitters for data movement whose operands ONNX takes as inputs: reshape, pad, slice, slice_to, squeeze, tile, split.
 
 (transpose, concat, flatten and gather are rows of kcc.formats.onnx_ops.)
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcc.backends.onnx.context import OnnxContext, onnx_emitter
+from kcc.formats.onnx_ops import ELEM_TYPES
 from kcc.ir import DTYPES, Node
 
 
@@ -35,6 +36,21 @@ def _slice(ctx: OnnxContext, node: Node) -> None:
            ctx.ints([clamp(e) for e in a["ends"]], "ends"), ctx.ints(list(a["axes"]), "axes")]
     if a["steps"]:
         ins.append(ctx.ints(list(a["steps"]), "steps"))
+    ctx.add("Slice", ins, [ctx.out(node)], hint=node.name)
+
+
+@onnx_emitter("slice_to")
+def _slice_to(ctx: OnnxContext, node: Node) -> None:
+    """Slice with run-time starts and ends (one integer dtype, as ONNX's Tind wants)."""
+    x, starts, ends = node.inputs
+    ins = [ctx.name(x), ctx.name(starts), ctx.name(ends)]
+    if ends.dtype != starts.dtype:
+        ins[2] = ctx.fresh(f"{node.name}_ends")
+        ctx.add("Cast", [ctx.name(ends)], [ins[2]], hint=node.name, to=ELEM_TYPES[starts.dtype])
+    a, tind = node.attrs, DTYPES[starts.dtype]
+    ins.append(ctx.const(np.asarray(a["axes"], dtype=tind), "axes"))
+    if a["steps"]:
+        ins.append(ctx.const(np.asarray(a["steps"], dtype=tind), "steps"))
     ctx.add("Slice", ins, [ctx.out(node)], hint=node.name)
 
 

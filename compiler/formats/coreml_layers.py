@@ -18,7 +18,7 @@ in the layer's parameter message:
   specification-4 layers with numpy broadcasting.
 * ``NORMALIZATION_LAYERS``: ``layer_norm`` -> ``layerNormalization`` (specification 4).
 * ``SHAPE_LAYERS``: IR shape arithmetic (``shape``, ``range``, ``expand``,
-  ``reshape_to``) -> the specification-4 ND layers that read runtime tensors.
+  ``reshape_to``, ``slice_to``) -> the specification-4 ND layers that read runtime tensors.
 
 Semantics are taken from the comments of NeuralNetwork.proto (apple/
 coremltools, mlmodel/format). Where the layer's meaning differs from the IR
@@ -158,7 +158,7 @@ LOGICAL: dict[str, str] = {"logical_and": "logicalAnd", "logical_or": "logicalOr
 # frontend say how: broadcastTo is one-way (numpy broadcast_to), IR expand two-way; a
 # reshapeDynamic entry 0 is a zero-size axis, an IR reshape_to entry 0 copies the input dim.
 SHAPE_LAYERS: dict[str, str] = {"shape": "getShape", "range": "rangeDynamic", "expand": "broadcastToDynamic",
-                                "reshape_to": "reshapeDynamic"}
+                                "reshape_to": "reshapeDynamic", "slice_to": "sliceDynamic"}
 SHAPE_LAYERS_VERSION = 4
 
 # IR normalization op -> the specification-4 layer of the same meaning: ``layerNormalization``

@@ -1,4 +1,4 @@
-"""Shape arithmetic ops: ``shape``, ``range``, ``expand``, ``reshape_to``.
+"""Shape arithmetic ops: ``shape``, ``range``, ``expand``, ``reshape_to``, ``slice_to``.
 
 These carry shape computations the IR cannot settle at conversion time because
 a dim is symbolic (batch ``N``, a sequence length ``x_d1``, ...). Existing ops
@@ -17,6 +17,10 @@ functions give exact symbolic dims wherever the arithmetic allows:
 ``passes/fold_shapes.py`` then turns ``%y`` into ``reshape(%x) {shape=(0, 0, 2, -1)}``
 and drops the shape computation; when every dim is static it folds ``%s`` to a
 constant. Backends emit these ops only where a dim stays dynamic.
+
+``slice_to`` is ``slice`` with run-time starts and ends (a learned position table
+cut to the sequence length: ``table[0:T]`` of ``f32[12,16]`` is ``f32[T,16]``);
+fold_shapes makes it the static ``slice`` once its bounds are constants.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import numpy as np
 
 from kcc.errors import IRError
 from kcc.tensor_type import Dim, TensorType
-from kcc.ops.registry import OpDef, register_op
+from kcc.ops.registry import Attr, OpDef, register_op
 from kcc.ops.shape_values import range_length
 from kcc.ops.shapes import UNKNOWN, broadcast, dim_div, prod
 
@@ -193,4 +197,76 @@ class ReshapeTo(OpDef):
     def compute(self, attrs: dict[str, Any], x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         spec = [x.shape[i] if int(s) == 0 else int(s) for i, s in enumerate(shape)]
         return x.reshape(spec)
+
+
+
+def slice_bound(v: Dim, dim: Dim) -> int | None:
+    """A slice bound as an int numpy can use (None when it is a symbol other than the axis's own dim)."""
+    if isinstance(v, int):
+        return v
+    return 2 ** 62 if v == dim and v != UNKNOWN else None
+
+
+def slice_to_dim(dim: Dim, start: Dim, end: Dim, step: int) -> Dim:
+    """The length of ``x[start:end:step]`` on an axis of ``dim``, from the bounds' symbolic values.
+
+    Ints on a static axis give the numpy length. A symbolic end ``T`` with start 0
+    and step 1 gives ``T``: the graph promises ``T`` fits the axis (a position table
+    of 12 rows cut to the sequence length; a longer sequence fails at run time, in
+    the model's own add, as it does in the source framework). Anything else is "?".
+    """
+    s, e = slice_bound(start, dim), slice_bound(end, dim)
+    if s is not None and e is not None:
+        if isinstance(dim, int):
+            return len(range(*slice(s, e, step).indices(dim)))
+        if s == 0 and step == 1 and e >= 2 ** 62:
+            return dim
+        return UNKNOWN
+    if start == 0 and step == 1 and isinstance(end, str) and end != UNKNOWN:
+        return end
+    return UNKNOWN
+
+
+def _value_dims_raw(t: TensorType, n: int) -> tuple[Dim, ...]:
+    """The entries of a bounds operand (ints may be negative; ``"?"`` where unknown)."""
+    return (UNKNOWN,) * n if t.value is None else tuple(t.value)
+
+
+@register_op
+class SliceTo(OpDef):
+    """``x[starts:ends:steps]`` on ``axes`` with run-time 1-D integer ``starts`` and ``ends`` (ONNX Slice).
+
+    ``axes`` and ``steps`` are attributes (constants in every graph kcc meets); the
+    bounds are clamped like numpy's. Output dims come from the bounds' symbolic
+    values (``slice_to_dim``); ``passes/fold_shapes.py`` turns the node into the
+    static ``slice`` when both bounds become constants.
+    """
+
+    name = "slice_to"
+    inputs = ("x", "starts", "ends")
+    attrs = {"axes": Attr("ints"), "steps": Attr("ints", ())}
+
+    def infer(self, attrs: dict[str, Any], x: TensorType, starts: TensorType, ends: TensorType) -> TensorType:
+        axes, steps = attrs["axes"], attrs["steps"] or (1,) * len(attrs["axes"])
+        n = len(axes)
+        for t, what in ((starts, "starts"), (ends, "ends")):
+            if _shape_operand(t, f"slice_to {what}") != n:
+                raise IRError(f"slice_to: {what} has {t.shape[0]} entries for {n} axes {axes}")
+        if len(steps) != n or 0 in steps:
+            raise IRError(f"slice_to: steps {attrs['steps']} must be {n} non-zero entries")
+        norm = [a + x.rank if a < 0 else a for a in axes]
+        if any(not 0 <= a < x.rank for a in norm) or len(set(norm)) != n:
+            raise IRError(f"slice_to: axes {axes} are not distinct axes of {x}")
+        sv, ev = _value_dims_raw(starts, n), _value_dims_raw(ends, n)
+        out = list(x.shape)
+        for k, a in enumerate(norm):
+            out[a] = slice_to_dim(x.shape[a], sv[k], ev[k], steps[k])
+        return TensorType(tuple(out), x.dtype)
+
+    def compute(self, attrs: dict[str, Any], x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        steps = attrs["steps"] or (1,) * len(attrs["axes"])
+        index = [slice(None)] * x.ndim
+        for a, s, e, st in zip(attrs["axes"], starts.reshape(-1), ends.reshape(-1), steps):
+            index[a] = slice(int(s), int(e), int(st))
+        return x[tuple(index)]
 

@@ -27,6 +27,9 @@ from kcc.ops.shapes import UNKNOWN, dim_op
 
 MAX_VALUE_SIZE = 64
 _INT_DTYPES = ("i32", "i64", "i8", "u8")
+# Bool tensors carry values too (entries 0 and 1): a comparison of a shape entry with a
+# constant (tf2onnx's ``size == -1`` test in a TensorFlow Slice) stays known.
+_VALUE_DTYPES = _INT_DTYPES + ("bool",)
 
 ValueRule = Callable[[dict[str, Any], Sequence[TensorType | None]], "tuple[Dim, ...] | None"]
 # IR op name -> rule giving the output's value (None: nothing known).
@@ -45,14 +48,14 @@ def value_rule(*op_names: str) -> Callable[[ValueRule], ValueRule]:
 
 def carries_value(t: TensorType) -> bool:
     """Whether values of type ``t`` may hold a symbolic value (small integer, rank <= 1)."""
-    if t.dtype not in _INT_DTYPES or t.rank > 1:
+    if t.dtype not in _VALUE_DTYPES or t.rank > 1:
         return False
     return t.rank == 0 or (isinstance(t.shape[0], int) and t.shape[0] <= MAX_VALUE_SIZE)
 
 
 def const_value(array: np.ndarray) -> tuple[Dim, ...] | None:
     """The value of a constant array (None unless it is a small integer tensor of rank <= 1)."""
-    if array.dtype.kind not in "iu" or array.ndim > 1 or array.size > MAX_VALUE_SIZE:
+    if array.dtype.kind not in "iub" or array.ndim > 1 or array.size > MAX_VALUE_SIZE:
         return None
     return tuple(int(v) for v in array.ravel())
 
@@ -93,7 +96,12 @@ def _same_entries(attrs, types):
 
 @value_rule("cast")
 def _cast(attrs, types):
-    return _val(types[0]) if types[0].dtype in _INT_DTYPES else None
+    x, to = types[0], attrs["to"]
+    if x.dtype not in _VALUE_DTYPES or x.value is None:
+        return None
+    if to == "bool":  # a dim symbol may be 0: only ints are known truths
+        return tuple(int(bool(d)) if isinstance(d, int) else UNKNOWN for d in x.value)
+    return x.value
 
 
 @value_rule("gather")
@@ -124,6 +132,16 @@ def _slice(attrs, types):
     return tuple(xv[sl])
 
 
+@value_rule("slice_to")
+def _slice_to(attrs, types):
+    x, starts, ends = types
+    xv, sv, ev = _val(x), _val(starts), _val(ends)
+    if xv is None or x.rank != 1 or not (is_known(sv) and is_known(ev)):
+        return None
+    steps = attrs["steps"] or (1,)
+    return tuple(xv[slice(sv[0], ev[0], steps[0])])
+
+
 @value_rule("concat")
 def _concat(attrs, types):
     out: list[Dim] = []
@@ -152,6 +170,49 @@ def _binary(kind: str) -> ValueRule:
 
 for _kind in ("add", "sub", "mul", "div", "max", "min"):
     value_rule(_kind)(_binary(_kind))
+
+
+_COMPARE = {"equal": lambda p, q: p == q, "greater": lambda p, q: p > q, "less": lambda p, q: p < q,
+            "greater_equal": lambda p, q: p >= q, "less_equal": lambda p, q: p <= q}
+
+
+def compare_entries(kind: str, a: Dim, b: Dim) -> Dim:
+    """``a <kind> b`` as 0/1, or "?" when the entries do not decide it.
+
+    A symbol other than "?" is a dim (shape entries keep a symbol only where the
+    arithmetic forces it, kcc.ops.shapes.dim_op), so it is >= 0: ``T == -1`` is
+    0 and ``T > -1`` is 1; a symbol compared with itself is decided too.
+    """
+    if UNKNOWN in (a, b):
+        return UNKNOWN
+    if isinstance(a, int) and isinstance(b, int):
+        return int(_COMPARE[kind](a, b))
+    if a == b:
+        return int(kind in ("equal", "greater_equal", "less_equal"))
+    if isinstance(a, str) and isinstance(b, int) and b < 0:
+        return int(_COMPARE[kind](1, b))    # any dim >= 0 > b
+    if isinstance(b, str) and isinstance(a, int) and a < 0:
+        return int(_COMPARE[kind](a, 1))
+    return UNKNOWN
+
+
+def _compare(kind: str) -> ValueRule:
+    def rule(attrs, types):
+        av, bv = _val(types[0]), _val(types[1])
+        if av is None or bv is None:
+            return None
+        if len(av) == 1:
+            av = av * len(bv)
+        if len(bv) == 1:
+            bv = bv * len(av)
+        if len(av) != len(bv):
+            return None
+        return tuple(compare_entries(kind, p, q) for p, q in zip(av, bv))
+    return rule
+
+
+for _kind in _COMPARE:
+    value_rule(_kind)(_compare(_kind))
 
 
 @value_rule("reduce_prod")

@@ -185,6 +185,8 @@ case("range", lambda op, x: op.add(x, op.cast(op.range(op.const(_I64(0)), op.gat
 case("expand", lambda op, x: op.add(x, op.expand(op.const(w(3, 1, 1)), op.shape(x))))
 case("reshape_to", lambda op, x: op.reshape_to(x, op.concat(
     op.slice(op.shape(x), starts=(0,), ends=(2,), axes=(0,)), op.const(np.asarray([-1], _I64)), axis=0)))
+case("slice_to", lambda op, x: op.add(x, op.slice_to(op.const(w(6, 3, 1, 1)), op.const(np.asarray([0], _I64)),
+                                                  op.slice(op.shape(x), starts=(0,), ends=(1,), axes=(0,)), axes=(0,))))
 
 # Ops whose runtime check lives elsewhere: custom layers have no implementation to run
 # (test_coreml_custom.py checks their spec).

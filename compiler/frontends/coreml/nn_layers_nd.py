@@ -276,6 +276,40 @@ def _reshape_dynamic(ctx: NNLayerContext) -> Value:
     return ctx.node("reshape_to", [ctx.x, _index(ctx, ctx.inputs[1])])
 
 
+@nn_layer(SHAPE_LAYERS["slice_to"])
+def _slice_dynamic(ctx: NNLayerContext) -> Value:
+    """Run-time begin (and end) per axis of the input: ``slice_to`` on every axis.
+
+    A masked entry is the whole axis (from the front, or from the back for a
+    negative stride), put in with ``where`` against the run-time bounds; strides
+    and masks given as run-time inputs (the 4th to 7th) and squeeze masks (an axis
+    whose length only the run time knows cannot be squeezed in the IR) are refused.
+    """
+    p, x = ctx.params, ctx.x
+    r = x.rank
+    flags = lambda values: [bool(v) for v in values] if len(values) == r else [False] * r  # noqa: E731
+    if len(ctx.inputs) > 3 or any(flags(p.squeezeMasks)):
+        raise ctx.unsupported(f"sliceDynamic with {len(ctx.inputs)} inputs and squeeze masks "
+                              f"{list(p.squeezeMasks)} (run-time strides or masks, squeezed axes)")
+    strides = [int(s) for s in p.strides] or [1] * r
+    big = 2 ** 62
+
+    def bounds(v: Value, masks: list[bool], whole: list[int]) -> Value:
+        v = _index(ctx, ctx.node("reshape", [v], {"shape": (r,)}))
+        if not any(masks):
+            return v
+        return ctx.node("where", [ctx.const(np.asarray(masks)), ctx.const(np.asarray(whole, np.int64)), v])
+
+    begin = bounds(ctx.inputs[1], flags(p.beginMasks), [0 if s > 0 else -1 for s in strides])
+    if len(ctx.inputs) > 2:
+        end = bounds(ctx.inputs[2], flags(p.endMasks), [big if s > 0 else -big for s in strides])
+    else:
+        ends = [(big if s > 0 else -big) if m else int(e)
+                for e, m, s in zip(list(p.endIds) or [0] * r, flags(p.endMasks), strides)]
+        end = ctx.const(np.asarray(ends, np.int64))
+    return ctx.node("slice_to", [x, begin, end], {"axes": tuple(range(r)), "steps": tuple(strides)})
+
+
 @nn_layer("fillDynamic")
 def _fill_dynamic(ctx: NNLayerContext) -> Value:
     """A constant broadcast to the runtime shape of its input (the emitter's two-way expand uses it)."""

@@ -91,6 +91,8 @@ def _squeeze(attrs, xs):
 @symbolic("Slice")
 def _slice(attrs, xs):
     x = xs[0]
+    if any(isinstance(d, str) for b in xs[1:3] for d in b.ravel()):
+        return None  # bounds from symbolic dims: the handler builds slice_to (onnx_tensor.py)
     starts, ends = xs[1].astype(np.int64).tolist(), xs[2].astype(np.int64).tolist()
     axes = xs[3].astype(np.int64).tolist() if len(xs) > 3 and xs[3] is not None else list(range(len(starts)))
     steps = xs[4].astype(np.int64).tolist() if len(xs) > 4 and xs[4] is not None else [1] * len(starts)

@@ -75,6 +75,8 @@ def slice_(ctx: OnnxNodeContext) -> Value:
     if ctx.opset < 10:
         starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
         axes, steps = list(ctx.attr("axes", range(len(starts)))), []
+    elif not (ctx.is_const(1) and ctx.is_const(2)):
+        return _slice_to(ctx, x)
     else:
         starts, ends = ctx.ints(1), ctx.ints(2)
         axes = ctx.ints(3) if ctx.has(3) else list(range(len(starts)))
@@ -87,6 +89,26 @@ def slice_(ctx: OnnxNodeContext) -> Value:
         return _reverse_slice(ctx, x, [clamp(s) for s in starts], ends, axes, steps)
     return ctx.op.slice(x, starts=tuple(clamp(s) for s in starts), ends=tuple(ends), axes=tuple(axes),
                         steps=tuple(steps))
+
+
+def _slice_to(ctx: OnnxNodeContext, x: Value) -> Value:
+    """Starts or ends known only at run time (a position table cut to ``Shape(x)[1]``): ``slice_to``.
+
+    Axes and steps must still be constants: they decide the output's rank and layout.
+    """
+    starts, ends = ctx.value(1), ctx.value(2)
+    n = starts.shape[0] if starts.rank == 1 else None
+    if not isinstance(n, int) or ends.rank != 1 or ends.shape[0] != n:
+        raise ctx.fail(f"starts {starts.type} and ends {ends.type} must be 1-D of one static length")
+    for i in (3, 4):
+        if ctx.has(i) and not ctx.is_const(i):
+            raise ctx.fail(f"input {i} ({'axes' if i == 3 else 'steps'}) must be a constant "
+                           "(kcc needs it at conversion time)")
+    axes = ctx.ints(3) if ctx.has(3) else list(range(n))
+    steps = ctx.ints(4) if ctx.has(4) else []
+    if starts.dtype != ends.dtype:
+        ends = ctx.op.cast(ends, to=starts.dtype)
+    return ctx.op.slice_to(x, starts, ends, axes=tuple(a % x.rank for a in axes), steps=tuple(steps))
 
 
 def _reverse_slice(ctx: OnnxNodeContext, x: Value, starts, ends, axes, steps) -> Value:
