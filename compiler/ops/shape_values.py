@@ -18,6 +18,7 @@ Values mirror the numpy reference implementations (``compute``) entry for entry:
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -152,10 +153,10 @@ def _concat(attrs, types):
     return tuple(out)
 
 
-def _binary(kind: str) -> ValueRule:
+def _entrywise(combine: Callable[[Dim, Dim], Dim]) -> ValueRule:
+    """A rule for a binary op on two shape values: entry by entry, a length-1 side broadcast."""
     def rule(attrs, types):
-        a, b = types
-        av, bv = _val(a), _val(b)
+        av, bv = _val(types[0]), _val(types[1])
         if av is None or bv is None:
             return None
         if len(av) == 1:
@@ -164,12 +165,12 @@ def _binary(kind: str) -> ValueRule:
             bv = bv * len(av)
         if len(av) != len(bv):
             return None
-        return tuple(dim_op(kind, p, q) for p, q in zip(av, bv))
+        return tuple(combine(p, q) for p, q in zip(av, bv))
     return rule
 
 
 for _kind in ("add", "sub", "mul", "div", "max", "min"):
-    value_rule(_kind)(_binary(_kind))
+    value_rule(_kind)(_entrywise(partial(dim_op, _kind)))
 
 
 _COMPARE = {"equal": lambda p, q: p == q, "greater": lambda p, q: p > q, "less": lambda p, q: p < q,
@@ -196,23 +197,8 @@ def compare_entries(kind: str, a: Dim, b: Dim) -> Dim:
     return UNKNOWN
 
 
-def _compare(kind: str) -> ValueRule:
-    def rule(attrs, types):
-        av, bv = _val(types[0]), _val(types[1])
-        if av is None or bv is None:
-            return None
-        if len(av) == 1:
-            av = av * len(bv)
-        if len(bv) == 1:
-            bv = bv * len(av)
-        if len(av) != len(bv):
-            return None
-        return tuple(compare_entries(kind, p, q) for p, q in zip(av, bv))
-    return rule
-
-
 for _kind in _COMPARE:
-    value_rule(_kind)(_compare(_kind))
+    value_rule(_kind)(_entrywise(partial(compare_entries, _kind)))
 
 
 @value_rule("reduce_prod")
