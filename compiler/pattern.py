@@ -200,7 +200,7 @@ class RewriteRule:
         # repeat until nothing more goes (a shared inner node dies last).
         pending = list(match.nodes)
         while True:
-            dead = [n for n in pending if _alive(graph, n)
+            dead = [n for n in pending if alive(graph, n)
                     and all(not graph.uses(o) and not graph.is_output(o) for o in n.outputs)]
             if not dead:
                 break
@@ -220,7 +220,7 @@ def apply_rules(graph: Graph, rules: list[RewriteRule], max_iterations: int = 10
     for _ in range(max_iterations):
         fired = False
         for node in graph.nodes():
-            if not _alive(graph, node):
+            if not alive(graph, node):
                 continue
             for rule in rules:
                 m, _ = rule.find(graph, node)
@@ -234,7 +234,8 @@ def apply_rules(graph: Graph, rules: list[RewriteRule], max_iterations: int = 10
     return changed
 
 
-def _alive(graph: Graph, node: Node) -> bool:
+def alive(graph: Graph, node: Node) -> bool:
+    """Whether ``node`` is still in ``graph`` (a rewrite may have removed it meanwhile)."""
     try:
         return graph.node(node.name) is node
     except KeyError:

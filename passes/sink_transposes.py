@@ -61,6 +61,7 @@ from kcc.builder import GraphBuilder
 from kcc.ir import Graph, Node, Value
 from kcc.passes._layout_rules import BROADCAST, ELEMENTWISE, RULES, Perm, Site, compose, inverse, is_identity
 from kcc.passes.base import Pass, register_pass
+from kcc.pattern import alive
 
 
 @dataclass
@@ -278,7 +279,7 @@ class SinkTransposes(Pass):
         for _ in range(self.max_rounds):
             fired = False
             for t in graph.nodes():
-                if t.op != "transpose" or not _alive(graph, t) or is_identity(t.attrs["perm"]):
+                if t.op != "transpose" or not alive(graph, t) or is_identity(t.attrs["perm"]):
                     continue
                 for top in (None, *hoist_tops(graph, t)):
                     p = plan(graph, t, top)
@@ -313,13 +314,6 @@ def hoist_tops(graph: Graph, t: Node) -> list[Value]:
     if cur is not v:
         tops.insert(0, cur)
     return tops
-
-
-def _alive(graph: Graph, node: Node) -> bool:
-    try:
-        return graph.node(node.name) is node
-    except KeyError:
-        return False
 
 
 def explain(graph: Graph) -> list[str]:
