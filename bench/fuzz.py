@@ -75,10 +75,27 @@ FIXED = [
      "test_mlmodel_output_data_type_out_of_range"],
     ["0:5, 0:11, 0:16 and 32 more of the first 300", "Core ML runtime errors that did not name the file",
      "errors.naming_files around kcc.coreml.predict and kcc.compile", "test_mlmodel_runtime_errors_name_the_file"],
+    ["0:1700, 0:45736 and 14 more", "Manifest.json nested 100,000 deep / `itemInfoEntries` a list: "
+     "RecursionError, IndexError in coreml/package.py", "package.py: kcc.limits.load_json, a checked root item",
+     "test_fuzz_regressions_manifest_and_output_dtype"],
+    ["0:3997, 0:10564, 0:5814 and 20 more", "an edited input shape giving Conv2D/pooling/normalization a "
+     "tensor of the wrong rank or a batch axis: IndexError, TypeError in the handlers",
+     "input_rules.py: rank and axes checked from one table before the handlers",
+     "test_layer_called_on_a_tensor_it_cannot_take"],
+    ["0:13052, 0:16236 and 13 more", "LayerNormalization weights that do not fit an edited input shape: "
+     "ValueError (reshape) in layers/normalization.py", "normalization.py: stored gamma/beta checked against "
+     "the normalized dims", "test_layer_normalization_weights_that_do_not_fit_the_input"],
+    ["0:29575", "ONNX GlobalAveragePool of a rank-2 value: a reduce over no axes, ValueError in the emitter",
+     "onnx_math.py: global pools need rank >= 3", "test_onnx_global_pool_of_rank_2"],
+    ["0:65794, 0:66515, 0:76460, 0:94603", "a null byte in an .mlpackage's root model path: ValueError from "
+     "pathlib", "package.py: the path is checked before it is resolved",
+     "test_fuzz_regressions_manifest_and_output_dtype"],
+    ["0:79010", "a wrapped layer entry of an unknown class whose `config` is a string: AttributeError in "
+     "loader.py", "loader.py: the name of a custom entry read only from a dict",
+     "test_wrapped_layer_entry_whose_config_is_a_string"],
 ]
 # Status of each kind of failure a run can show, by a piece of its detail (first match wins).
-# "fixed" ones were fixed after the run's snapshot was taken and have a regression test;
-# "open" ones are in other engineers' areas and were reported to them with the reproducer.
+# "fixed" ones were fixed after the run's snapshot was taken and have a regression test.
 KNOWN = [
     ("worker stuck", "fixed: HDF5 heap objects of size 0 (test_hdf5_heap_object_of_size_zero, "
                      "test_hdf5_free_space_of_size_zero)"),
@@ -87,15 +104,15 @@ KNOWN = [
     ("common.py:20", "fixed: test_pooling_layer_without_config"),
     ("must be unique, one per output", "fixed: test_onnx_duplicate_output_names"),
     ("into shape (8,8)", "fixed: an axis named twice (test_layer_normalization_fields)"),
-    ("package.py", "open: compiler/frontends/coreml/package.py reads Manifest.json with json.loads "
-                   "(RecursionError on deep nesting; kcc.limits.load_json bounds it) and indexes it "
-                   "unchecked (IndexError)"),
-    ("normalization.py", "open: layers/normalization.py: axes that resolve to the batch axis or a rank "
-                         "changed by an edited input shape reach a reshape; only the lowering knows the rank"),
-    ("common.py:38", "open: an edited input shape gives Conv2D/pooling a lower-rank input; the handlers "
-                     "do not check their input's rank (IndexError in layers/common.py)"),
-    ("context.py:84", "open: a rank-2 input to GlobalPooling1D lowers to a reduce over no axes that "
-                      "backends/onnx cannot write"),
+    ("package.py", "fixed: bounded Manifest.json, checked root item and path "
+                   "(test_fuzz_regressions_manifest_and_output_dtype)"),
+    ("normalization.py", "fixed: input rules and stored weights checked against the normalized dims "
+                         "(test_layer_called_on_a_tensor_it_cannot_take, "
+                         "test_layer_normalization_weights_that_do_not_fit_the_input)"),
+    ("common.py:38", "fixed: input rules (test_layer_called_on_a_tensor_it_cannot_take)"),
+    ("context.py:8", "fixed: a global pool needs rank >= 3 (test_layer_called_on_a_tensor_it_cannot_take, "
+                     "test_onnx_global_pool_of_rank_2)"),
+    ("loader.py", "fixed: test_wrapped_layer_entry_whose_config_is_a_string"),
 ]
 
 
@@ -143,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="write docs/reliability.md from an earlier run's --log instead of running "
                         "(give that run's --cases/--master/--minutes, and --elapsed)")
     p.add_argument("--elapsed", type=float, default=0.0, help="with --from-log: the run's minutes")
+    p.add_argument("--sources", default=None,
+                   help="the commit whose sources were fuzzed (default: this checkout's HEAD)")
     args = p.parse_args(argv)
     if args.from_log:
         with open(args.from_log) as f:
@@ -205,6 +224,17 @@ def snapshot(dest: Path) -> None:
     assert Path(kcc.__file__).resolve().is_relative_to(dest.resolve()), kcc.__file__
 
 
+def _head() -> str:
+    """This checkout's commit (short), or "unknown" outside git."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def _budget_note(ran: int, args: argparse.Namespace) -> str:
     if ran >= args.cases:
         return ""
@@ -247,12 +277,13 @@ def write_doc(results: list, elapsed: float, args: argparse.Namespace) -> None:
         "`KccError` whose message names the file). CI runs 2,000 other cases (master seed 1) in",
         "`tests/fuzz/test_fuzz_sample.py`.",
         "",
-        f"Run {datetime.date.today().isoformat()}: **{len(results)} cases** in {elapsed / 60:.1f} min "
+        f"Run {datetime.date.today().isoformat()} on the sources of commit `{args.sources or _head()}`: "
+        f"**{len(results)} cases** in {elapsed / 60:.1f} min "
         f"on {args.workers} workers{_budget_note(len(results), args)}; reproduce with:",
         "",
         f"    {cmd}",
         "",
-        "The full 100,000-case run (about 1.5-3 hours on two idle cores, at 10-20 cases/s):",
+        "The full 100,000-case run (about 45 minutes on two cores, at 40 cases/s):",
         "",
         "    .venv/bin/python bench/fuzz.py --cases 100000",
         "",
