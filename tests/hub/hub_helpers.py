@@ -203,7 +203,8 @@ def saved(model: Any, directory: Path) -> Path:
 def compare_coreml(model: Any, inputs: dict[str, np.ndarray]) -> float:
     """Convert to Core ML at batch 1 (fixed sequence); kcc's Core ML runtime vs Keras, row by row.
 
-    Core ML holds a rank-3 ``(N, T, F)`` output channels-first, as ``(N, F, T)``.
+    Core ML holds rank >= 3 tensors channels-first: an image input is fed as
+    ``(N, C, H, W)`` and a ``(N, T, F)`` output comes back as ``(N, F, T)``.
     """
     from kcc.coreml import predict
     from kcc.layout import to_ir_perm, to_keras_perm
@@ -213,7 +214,7 @@ def compare_coreml(model: Any, inputs: dict[str, np.ndarray]) -> float:
     worst = 0.0
     for i in range(len(next(iter(inputs.values())))):
         row = {k: v[i:i + 1] for k, v in inputs.items()}
-        outs = predict(spec, row)
+        outs = predict(spec, {k: np.transpose(v, to_ir_perm(v.ndim)) for k, v in row.items()})
         for k, (w, feature) in enumerate(zip(keras_outputs(model, row), spec.description.output)):
             got = np.asarray(outs[feature.name], np.float32)
             if w.ndim >= 3:

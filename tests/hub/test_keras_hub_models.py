@@ -7,7 +7,7 @@ serializables, the file stores no code). onnxruntime runs with its default optio
 on seeded token ids whose padding masks have zeros at the end of two of three
 rows; outputs must be within 1e-4 of Keras's largest magnitude, so a mask that
 reached no layer, a wrong axis or a dropped scale (Gemma's RMS norm is
-``x * (1 + scale)``) fails. Two models also go to Core ML (kcc's runtime), one row at a time.
+``x * (1 + scale)``) fails. Every model also goes to Core ML (kcc's runtime), one row at a time.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ MODELS = ["bert", "distil_bert", "roberta", "gpt2", "gemma", "llama", "mistral",
 # Keras 3.15 cannot reload the EfficientNetBackbone file it saves ("A total of 2 objects
 # could not be loaded ... top_conv"), so its file is not a kcc case.
 FILE_MODELS = [m for m in MODELS if m != "efficientnet"]
-# Core ML (kcc's runtime): a masked decoder and the Task, at batch 1.
-COREML_MODELS = ["gpt2", "bert_classifier"]
+# Core ML (kcc's runtime), at batch 1 with a fixed sequence: every model.
+COREML_MODELS = MODELS
 # Batch and sequence length left symbolic (a rotary-embedding decoder); the image
 # backbones above already keep their batch symbolic.
 DYNAMIC_MODELS = ["qwen"]
