@@ -200,8 +200,9 @@ def saved(model: Any, directory: Path) -> Path:
     return path
 
 
-def compare_coreml(model: Any, inputs: dict[str, np.ndarray]) -> float:
-    """Convert to Core ML at batch 1 (fixed sequence); kcc's Core ML runtime vs Keras, row by row.
+def compare_coreml(model: Any, inputs: dict[str, np.ndarray], source: Any = None) -> float:
+    """Convert ``source`` (default: ``model`` itself) to Core ML at batch 1 (fixed sequence);
+    kcc's Core ML runtime vs Keras running ``model``, row by row.
 
     Core ML holds rank >= 3 tensors channels-first: an image input is fed as
     ``(N, C, H, W)`` and a ``(N, T, F)`` output comes back as ``(N, F, T)``.
@@ -209,12 +210,19 @@ def compare_coreml(model: Any, inputs: dict[str, np.ndarray]) -> float:
     from kcc.coreml import predict
     from kcc.layout import to_ir_perm, to_keras_perm
 
-    shapes = {k: (1,) + v.shape[1:] for k, v in inputs.items()}
-    spec = kcc.compile(model, target="coreml", input_name_shape_dict=shapes).get_spec()
+    # Token inputs get a fixed (1, T); image inputs keep their declared size (and the
+    # name a reloaded file gives them, which may differ from the live model's).
+    shapes = {k: (1,) + v.shape[1:] for k, v in inputs.items() if v.dtype.kind in "iu"}
+    spec = kcc.compile(model if source is None else source, target="coreml",
+                       input_name_shape_dict=shapes or None).get_spec()
     worst = 0.0
     for i in range(len(next(iter(inputs.values())))):
         row = {k: v[i:i + 1] for k, v in inputs.items()}
-        outs = predict(spec, {k: np.transpose(v, to_ir_perm(v.ndim)) for k, v in row.items()})
+        feed = {k: np.transpose(v, to_ir_perm(v.ndim)) for k, v in row.items()}
+        declared = [f.name for f in spec.description.input]
+        if len(feed) == len(declared) == 1:  # a reloaded file may rename its one input
+            feed = {declared[0]: next(iter(feed.values()))}
+        outs = predict(spec, feed)
         for k, (w, feature) in enumerate(zip(keras_outputs(model, row), spec.description.output)):
             got = np.asarray(outs[feature.name], np.float32)
             if w.ndim >= 3:

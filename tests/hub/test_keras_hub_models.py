@@ -58,3 +58,9 @@ def test_dynamic_shapes_to_onnx(name):
 def test_in_memory_to_coreml(name):
     model = prepared(name)
     compare_coreml(model, hub_inputs(model))
+
+
+@pytest.mark.parametrize("name", FILE_MODELS)
+def test_keras_file_to_coreml(name, tmp_path):
+    model = prepared(name)
+    compare_coreml(model, hub_inputs(model), saved(model, tmp_path))
