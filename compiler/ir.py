@@ -1,10 +1,13 @@
 """kcc's intermediate representation: a dataflow graph of typed values and op nodes.
 
-The graph is a networkx ``MultiDiGraph`` kept private to this module. It is
-bipartite: ``Value`` objects and ``Node`` objects are the vertices, an edge
-``value -> node`` (keyed by the input slot) is a use and an edge ``node -> value``
-is a definition. Everybody outside ``kcc.ir`` works through ``Graph``'s methods and
-the typed ``Node``/``Value`` objects; nobody reads networkx attributes.
+The graph is bipartite: ``Value`` objects and ``Node`` objects are the
+vertices, an edge ``value -> node`` (at an input slot) is a use and an edge
+``node -> value`` is a definition. Everybody outside ``kcc.ir`` works through
+``Graph``'s methods and the typed ``Node``/``Value`` objects. The edges live in
+two private dicts (each value's producer, each value's uses) rather than in a
+networkx ``MultiDiGraph``: networkx's per-edge bookkeeping and its generic
+topological sort were most of the compile time of a large model
+(bench/graph_scaling.py); ``to_networkx()`` still builds one, for drawing.
 
 Layout (the one decision, made here and nowhere else -- see docs/design.md):
 every tensor with a channel axis is **channels-first**. A Keras tensor of rank
@@ -21,15 +24,19 @@ the batch dim, ``"?"`` for a dim derived from symbols). Constants are numpy
 arrays owned by the graph (``Value.const``), never Python lists.
 
 Order is deterministic: ``Graph.nodes()`` is the lexicographic topological sort
-keyed by creation order, so printing or emitting the same graph twice gives the
-same text.
+(of values and nodes, keyed by creation order), so printing or emitting the same
+graph twice gives the same text.
+
+Every change goes through ``Graph``'s methods, which keep the graph consistent
+and record what they touched: ``validate_changes()`` re-checks only that (the
+pipeline calls it after every pass), ``validate()`` checks everything.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-import networkx as nx
 import numpy as np
 
 from kcc.errors import IRError
@@ -37,6 +44,9 @@ from kcc.ops.registry import get_op
 from kcc.ops.shape_values import const_value
 from kcc.tensor_type import DTYPES, Dim, Shape, TensorType, dtype_of, is_static
 from kcc.training import Classifier, TrainingConfig
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["DTYPES", "Dim", "Shape", "TensorType", "dtype_of", "is_static", "Value", "Node", "Graph"]
 
@@ -106,9 +116,18 @@ class Graph:
 
     def __init__(self, name: str = "model"):
         self.name = name
-        self._g = nx.MultiDiGraph()
         self._values: dict[str, Value] = {}
         self._nodes: dict[str, Node] = {}
+        # The edges: each node-defined value's producer, and each value's uses as
+        # an insertion-ordered set of (node, input slot).
+        self._producer: dict[Value, Node] = {}
+        self._uses: dict[Value, dict[tuple[Node, int], None]] = {}
+        # How many nodes of each op (a rewrite pass whose ops are absent skips the graph).
+        self._op_count: dict[str, int] = {}
+        # What changed since the last validation (validate_changes()): nodes whose
+        # output types must be inferred again, values whose constant must match its type.
+        self._dirty_nodes: dict[Node, None] = {}
+        self._dirty_values: dict[Value, None] = {}
         self._inputs: list[Value] = []
         self._outputs: list[Value] = []
         # Graph outputs have names of their own (the model's output names), so a
@@ -174,8 +193,9 @@ class Graph:
             # Omitted optional inputs are explicit Nones: every node of an op has
             # the same number of slots, so patterns and emitters can index them.
             inputs += [None] * (len(opdef.inputs) - len(inputs))
+        values = self._values
         for v in inputs:
-            if v is not None and self._values.get(v.name) is not v:
+            if v is not None and values.get(v.name) is not v:
                 raise IRError(f"input {v.name!r} of new {op} node is not in graph {self.name!r}")
         types = opdef.infer_types(attrs, [None if v is None else v.type for v in inputs], where=name or op)
         node_name = self.fresh_name(name or op, node=True)
@@ -185,22 +205,27 @@ class Graph:
             raise IRError(f"{op} produces {len(types)} outputs, {len(output_names)} names given")
         outputs = [Value(self.fresh_name(n), t) for n, t in zip(output_names, types)]
         node = Node(node_name, op, attrs, inputs, outputs, origin)
-        self._nodes[node_name] = node
-        self._g.add_node(node)
-        for i, v in enumerate(inputs):
-            if v is not None:
-                self._g.add_edge(v, node, key=i)
-        for i, v in enumerate(outputs):
-            self._add_value(v)
-            self._g.add_edge(node, v, key=i)
-        self._order = None
+        self._insert_node(node)
         return node
+
+    def _insert_node(self, node: Node) -> None:
+        """Record ``node`` (inputs in the graph, fresh outputs) and its edges."""
+        self._nodes[node.name] = node
+        self._op_count[node.op] = self._op_count.get(node.op, 0) + 1
+        uses = self._uses
+        for i, v in enumerate(node.inputs):
+            if v is not None:
+                uses[v][(node, i)] = None
+        for v in node.outputs:
+            self._add_value(v)
+            self._producer[v] = node
+        self._order = None
 
     def _add_value(self, v: Value) -> None:
         if v.name in self._values:
             raise IRError(f"value name {v.name!r} is taken")
         self._values[v.name] = v
-        self._g.add_node(v)
+        self._uses[v] = {}
         self._order = None
 
     def set_outputs(self, outputs: Iterable[Value], names: Iterable[str] | None = None) -> None:
@@ -248,12 +273,52 @@ class Graph:
     def nodes(self) -> list[Node]:
         """All nodes in deterministic topological order (creation order breaks ties)."""
         if self._order is None:
-            try:
-                order = nx.lexicographical_topological_sort(self._g, key=lambda o: o._seq)
-                self._order = [o for o in order if isinstance(o, Node)]
-            except nx.NetworkXUnfeasible:
-                raise IRError(f"graph {self.name!r} has a cycle") from None
+            self._order = self._sorted_nodes()
         return list(self._order)
+
+    def _sorted_nodes(self) -> list[Node]:
+        """The lexicographic topological sort of the bipartite graph, nodes only.
+
+        Kahn's algorithm with a heap keyed by creation order (``_seq``, unique),
+        over values and nodes: a value is ready when its producer has been
+        taken, a node when all its input edges have (a value read at two slots
+        is two edges). This is the order networkx's
+        ``lexicographical_topological_sort`` gives for the same graph.
+        """
+        producer, uses = self._producer, self._uses
+        heap: list[tuple[int, Any]] = [(v._seq, v) for v in self._values.values() if v not in producer]
+        waiting: dict[Node, int] = {}
+        for n in self._nodes.values():
+            d = sum(1 for v in n.inputs if v is not None)
+            if d:
+                waiting[n] = d
+            else:
+                heap.append((n._seq, n))
+        heapq.heapify(heap)
+        order: list[Node] = []
+        pop, push = heapq.heappop, heapq.heappush
+        while heap:
+            _, item = pop(heap)
+            if type(item) is Node:
+                order.append(item)
+                outs = item.outputs
+                if len(outs) != 1:
+                    for v in outs:
+                        push(heap, (v._seq, v))
+                    continue
+                # A node's one output was created just before it, so it sorts below
+                # everything still waiting: it is taken next.
+                item = outs[0]
+            for n, _ in uses[item]:
+                left = waiting[n] - 1
+                if left:
+                    waiting[n] = left
+                else:
+                    del waiting[n]
+                    push(heap, (n._seq, n))
+        if waiting:
+            raise IRError(f"graph {self.name!r} has a cycle")
+        return order
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes())
@@ -264,16 +329,29 @@ class Graph:
     def op_types(self) -> list[str]:
         return [n.op for n in self.nodes()]
 
+    def has_op(self, *ops: str) -> bool:
+        """Whether any node of the graph applies one of ``ops``."""
+        count = self._op_count
+        return any(count.get(op) for op in ops)
+
     def producer(self, v: Value) -> Node | None:
-        preds = list(self._g.predecessors(v))
-        return preds[0] if preds else None
+        return self._producer.get(v)
 
     def uses(self, v: Value) -> list[tuple[Node, int]]:
         """(node, input slot) pairs reading ``v``, in node order."""
-        out = [(n, k) for _, n, k in self._g.out_edges(v, keys=True)]
-        return sorted(out, key=lambda nk: (nk[0]._seq, nk[1]))
+        found = self._uses.get(v)
+        if not found:
+            return []
+        if len(found) == 1:
+            return list(found)
+        return sorted(found, key=lambda nk: (nk[0]._seq, nk[1]))
 
     def users(self, v: Value) -> list[Node]:
+        found = self._uses.get(v)
+        if not found:
+            return []
+        if len(found) == 1:
+            return [next(iter(found))[0]]
         seen: dict[str, Node] = {}
         for n, _ in self.uses(v):
             seen.setdefault(n.name, n)
@@ -291,12 +369,13 @@ class Graph:
     def set_input(self, node: Node, slot: int, v: Value | None) -> None:
         old = node.inputs[slot]
         if old is not None:
-            self._g.remove_edge(old, node, key=slot)
+            del self._uses[old][(node, slot)]
         node.inputs[slot] = v
         if v is not None:
             if self._values.get(v.name) is not v:
                 raise IRError(f"{v.name!r} is not in the graph")
-            self._g.add_edge(v, node, key=slot)
+            self._uses[v][(node, slot)] = None
+        self._dirty_nodes[node] = None
         self._order = None
 
     def replace_all_uses(self, old: Value, new: Value) -> None:
@@ -310,21 +389,28 @@ class Graph:
     def remove_node(self, node: Node) -> None:
         """Remove a node whose outputs are no longer read."""
         for v in node.outputs:
-            if self.uses(v) or self.is_output(v):
+            if self._uses[v] or self.is_output(v):
                 raise IRError(f"cannot remove {node.name}: {v.name} is still used")
         for v in node.outputs:
-            self._g.remove_node(v)
+            del self._uses[v]
+            del self._producer[v]
             del self._values[v.name]
-        self._g.remove_node(node)
+            self._dirty_values.pop(v, None)
+        for i, v in enumerate(node.inputs):
+            if v is not None:
+                del self._uses[v][(node, i)]
         del self._nodes[node.name]
+        self._op_count[node.op] -= 1
+        self._dirty_nodes.pop(node, None)
         self._order = None
 
     def remove_value(self, v: Value) -> None:
         """Remove an unused constant or graph input."""
         if self.uses(v) or self.is_output(v) or self.producer(v) is not None:
             raise IRError(f"cannot remove {v.name}: still used or produced")
-        self._g.remove_node(v)
+        del self._uses[v]
         del self._values[v.name]
+        self._dirty_values.pop(v, None)
         self._inputs = [i for i in self._inputs if i is not v]
         self._order = None
 
@@ -334,10 +420,19 @@ class Graph:
         attrs = dict(node.attrs)
         attrs[key] = value
         node.attrs = get_op(node.op).normalize_attrs(attrs, where=node.name)
+        self._dirty_nodes[node] = None
 
     def retype(self, v: Value, type: TensorType) -> None:
         """Change a value's type (for a pass that rewrites a producer's meaning)."""
         v.type = type
+        # Its producer and readers must agree with the new type again.
+        dirty = self._dirty_nodes
+        prod = self._producer.get(v)
+        if prod is not None:
+            dirty[prod] = None
+        for n, _ in self._uses.get(v, ()):
+            dirty[n] = None
+        self._dirty_values[v] = None
 
     def rename_value(self, v: Value, name: str) -> None:
         if name == v.name:
@@ -381,16 +476,12 @@ class Graph:
                 outs.append(c)
             m = Node(n.name, n.op, dict(n.attrs), ins, outs, n.origin)
             m._seq = n._seq
-            g._nodes[m.name] = m
-            g._g.add_node(m)
-            for i, v in enumerate(ins):
-                if v is not None:
-                    g._g.add_edge(v, m, key=i)
-            for i, v in enumerate(outs):
-                g._add_value(v)
-                g._g.add_edge(m, v, key=i)
+            g._insert_node(m)
         g._outputs = [vmap[id(v)] for v in self._outputs]
         g._output_names = list(self._output_names)
+        # What this graph had not validated yet, the copy has not either.
+        g._dirty_nodes = {g._nodes[n.name]: None for n in self._dirty_nodes}
+        g._dirty_values = {g._values[v.name]: None for v in self._dirty_values}
         return g
 
     def validate(self) -> None:
@@ -404,39 +495,86 @@ class Graph:
 
         order = self.nodes()
         seen_names: set[str] = set()
+        inputs = set(self._inputs)
         for v in self._values.values():
             if v.name in seen_names:
                 raise IRError(f"duplicate value name {v.name!r}")
             seen_names.add(v.name)
-            preds = list(self._g.predecessors(v))
-            if len(preds) > 1:
-                raise IRError(f"value {v.name} has {len(preds)} producers")
-            if not preds and not v.is_const and v not in self._inputs:
+            if v not in self._producer and not v.is_const and v not in inputs:
                 raise IRError(f"value {v.name} has no producer and is neither input nor constant")
-            if v.is_const and (tuple(v.const.shape) != v.shape or dtype_of(v.const) != v.dtype):
-                raise IRError(f"constant {v.name} holds {v.const.dtype}{list(v.const.shape)} but is typed {v.type}")
+            self._check_const(v)
         node_names: set[str] = set()
         for n in order:
             if n.name in node_names:
                 raise IRError(f"duplicate node name {n.name!r}")
             node_names.add(n.name)
-            opdef = get_op(n.op)
-            opdef.normalize_attrs(n.attrs, where=n.name)
-            for i, v in enumerate(n.inputs):
-                if v is not None and self._values.get(v.name) is not v:
-                    raise IRError(f"{n.name} input {i} ({v.name}) is not in the graph")
-            expected = opdef.infer_types(n.attrs, [None if v is None else v.type for v in n.inputs], where=n.name)
-            actual = [v.type for v in n.outputs]
-            if expected != actual:
-                raise IRError(
-                    f"{n.name} ({n.op}) outputs are typed {[str(t) for t in actual]} but its shape "
-                    f"function gives {[str(t) for t in expected]}")
+            get_op(n.op).normalize_attrs(n.attrs, where=n.name)
+            self._check_node(n)
+        self._check_outputs()
+        self._dirty_nodes.clear()
+        self._dirty_values.clear()
+
+    def validate_changes(self) -> None:
+        """``validate()`` for what changed since the last validation, in time proportional to it.
+
+        Every change goes through this class's methods, and all but these keep
+        the invariants by construction: a node added gets the types its op's
+        shape function gives and normalized attributes; names stay unique;
+        values are removed only when unused. What a change can break is
+        checked here: the order (a rewired input can close a cycle), the
+        output types of the nodes whose inputs, attributes or types changed,
+        the constants that were retyped, and the graph outputs.
+        """
+        if self._order is None:
+            self._order = self._sorted_nodes()
+        for v in self._dirty_values:
+            self._check_const(v)
+        for n in sorted(self._dirty_nodes, key=lambda n: n._seq):
+            self._check_node(n)
+        self._check_outputs()
+        self._dirty_nodes.clear()
+        self._dirty_values.clear()
+
+    def _check_const(self, v: Value) -> None:
+        if v.is_const and (tuple(v.const.shape) != v.shape or dtype_of(v.const) != v.dtype):
+            raise IRError(f"constant {v.name} holds {v.const.dtype}{list(v.const.shape)} but is typed {v.type}")
+
+    def _check_node(self, n: Node) -> None:
+        """``n``'s inputs are in the graph and its outputs typed as its op's shape function says."""
+        for i, v in enumerate(n.inputs):
+            if v is not None and self._values.get(v.name) is not v:
+                raise IRError(f"{n.name} input {i} ({v.name}) is not in the graph")
+        expected = get_op(n.op).infer_types(n.attrs, [None if v is None else v.type for v in n.inputs],
+                                            where=n.name)
+        actual = [v.type for v in n.outputs]
+        if expected != actual:
+            raise IRError(
+                f"{n.name} ({n.op}) outputs are typed {[str(t) for t in actual]} but its shape "
+                f"function gives {[str(t) for t in expected]}")
+
+    def _check_outputs(self) -> None:
         for v in self._outputs:
             if self._values.get(v.name) is not v:
                 raise IRError(f"graph output {v.name} is not in the graph")
         if not self._outputs:
             raise IRError("graph has no outputs")
 
-    def to_networkx(self) -> nx.MultiDiGraph:
-        """A copy of the underlying graph, for drawing (never for mutation)."""
-        return self._g.copy()
+    def to_networkx(self) -> "nx.MultiDiGraph":
+        """The graph as a networkx ``MultiDiGraph`` of Value and Node vertices, for drawing.
+
+        Built on each call (the IR does not keep one): an edge ``value -> node``
+        keyed by the input slot is a use, ``node -> value`` keyed by the output
+        index a definition.
+        """
+        import networkx as nx
+
+        g = nx.MultiDiGraph()
+        g.add_nodes_from(self.values())
+        for n in sorted(self._nodes.values(), key=lambda n: n._seq):
+            g.add_node(n)
+            for i, v in enumerate(n.inputs):
+                if v is not None:
+                    g.add_edge(v, n, key=i)
+            for i, v in enumerate(n.outputs):
+                g.add_edge(n, v, key=i)
+        return g

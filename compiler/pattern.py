@@ -52,6 +52,27 @@ class PatternOp:
     capture: str | None = None
     output: int = 0
     outputs: list["PatternOp"] = field(default_factory=list)
+    # ``attrs`` as the op declares them (normalized), computed on the first match attempt.
+    _normalized: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def normalized_attrs(self) -> dict[str, Any]:
+        if self._normalized is None:
+            opdef = get_op(self.op)
+            self._normalized = {k: opdef.normalize_attrs({k: want}, "pattern")[k] for k, want in self.attrs.items()}
+        return self._normalized
+
+    def heads(self, graph: Graph, v: Value) -> Node | None:
+        """The node producing ``v`` when it passes this pattern op's own tests (op, output
+        slot, attributes), before its inputs are looked at; else None."""
+        node = graph.producer(v)
+        if node is None or node.op != self.op or node.outputs[self.output] is not v:
+            return None
+        if self.attrs:
+            attrs = node.attrs
+            for k, want in self.normalized_attrs().items():
+                if attrs.get(k) != want:
+                    return None
+        return node
 
 
 class PatternBuilder:
@@ -103,12 +124,9 @@ class Matcher:
             return
         if not isinstance(pat, PatternOp):
             raise IRError(f"bad pattern element {pat!r}")
-        node = self.graph.producer(v)
-        if node is None or node.op != pat.op or node.outputs[pat.output] is not v:
+        node = pat.heads(self.graph, v)
+        if node is None:
             return
-        for k, want in pat.attrs.items():
-            if node.attrs.get(k) != get_op(pat.op).normalize_attrs({k: want}, "pattern")[k]:
-                return
         if pat.capture:
             if pat.capture in b and b[pat.capture] is not node:
                 return
@@ -167,6 +185,8 @@ class RewriteRule:
         root = self._root
         if node.op != root.op:
             return None, None
+        if not self._may_match(graph, node):
+            return None, None
         reason = None
         matcher = Matcher(graph)
         for b, nodes in matcher.match_value(root, node.outputs[root.output], {}, []):
@@ -185,6 +205,46 @@ class RewriteRule:
                     continue
             return Match(node, b, nodes), None
         return None, reason
+
+    def _may_match(self, graph: Graph, node: Node) -> bool:
+        """False when no match can be rooted at ``node``: a quick look at the root and its inputs.
+
+        It repeats the tests the matcher makes first (the root's output slot,
+        attributes and arity; each input pattern op's own tests on the value
+        at its slot, in either order for a commutative op), without the
+        generators: most candidate nodes of a large graph fail there.
+        """
+        root = self._root
+        if root.heads(graph, node.outputs[root.output]) is not node:
+            return False
+        pats, ins = root.inputs, node.inputs
+        if len(pats) != len(ins):
+            return False
+        if self._inputs_may_match(graph, pats, ins):
+            return True
+        return len(ins) == 2 and get_op(node.op).commutative and self._inputs_may_match(graph, pats, ins[::-1])
+
+    def fits(self, shape: tuple[str | None, ...]) -> bool:
+        """Whether a node of ``shape`` (``input_shape``) may root a match: each input
+        pattern op's op is the op producing the value at its slot, an omitted input
+        where the pattern has one, in either order for a commutative op."""
+        root = self._root
+        pats = root.inputs
+        if shape[0] != root.op or len(shape) != len(pats) + 1:
+            return False
+        ins = shape[1:]
+        if _fits(pats, ins):
+            return True
+        return len(ins) == 2 and get_op(root.op).commutative and _fits(pats, ins[::-1])
+
+    @staticmethod
+    def _inputs_may_match(graph: Graph, pats: list[Any], ins: list[Value | None]) -> bool:
+        for p, v in zip(pats, ins):
+            if (p is None) != (v is None):
+                return False
+            if isinstance(p, PatternOp) and p.heads(graph, v) is None:
+                return False
+        return True
 
     def apply(self, graph: Graph, match: Match) -> None:
         root = match.root
@@ -214,15 +274,55 @@ class RewriteRule:
             pending = [n for n in pending if n not in dead]
 
 
+def _fits(pats: list[Any], ins: tuple[str | None, ...]) -> bool:
+    for p, got in zip(pats, ins):
+        if (p is None) != (got is None) or (isinstance(p, PatternOp) and p.op != got):
+            return False
+    return True
+
+
+def input_shape(graph: Graph, node: Node) -> tuple[str | None, ...]:
+    """``node``'s op, then per input slot the op producing it (``""`` for a constant or
+    a graph input, None for an omitted input): what ``RewriteRule.fits`` reads."""
+    producer = graph.producer
+    shape: list[str | None] = [node.op]
+    for v in node.inputs:
+        if v is None:
+            shape.append(None)
+        else:
+            p = producer(v)
+            shape.append("" if p is None else p.op)
+    return tuple(shape)
+
+
 def apply_rules(graph: Graph, rules: list[RewriteRule], max_iterations: int = 100) -> bool:
-    """Apply rules until none fires (a fixed point) or ``max_iterations`` sweeps."""
+    """Apply rules until none fires (a fixed point) or ``max_iterations`` sweeps.
+
+    A sweep visits the graph's nodes in order and, at each node still alive,
+    applies the first rule (in list order) that matches there. Only the rules
+    that fit the node's ``input_shape`` are tried (the others cannot match; the
+    answer is kept per shape, of which a graph has few), only nodes of an op some
+    rule is rooted at are visited, and a graph with none of those ops is not
+    swept at all.
+    """
+    by_op: dict[str, list[RewriteRule]] = {}
+    for rule in rules:
+        by_op.setdefault(rule.root_op, []).append(rule)
+    fitting: dict[tuple[str | None, ...], list[RewriteRule]] = {}
     changed = False
     for _ in range(max_iterations):
+        if not graph.has_op(*by_op):
+            return changed
         fired = False
         for node in graph.nodes():
-            if not alive(graph, node):
+            candidates = by_op.get(node.op)
+            if candidates is None or not alive(graph, node):
                 continue
-            for rule in rules:
+            shape = input_shape(graph, node)
+            here = fitting.get(shape)
+            if here is None:
+                here = fitting[shape] = [r for r in candidates if r.fits(shape)]
+            for rule in here:
                 m, _ = rule.find(graph, node)
                 if m is not None:
                     rule.apply(graph, m)

@@ -10,6 +10,12 @@ data: a pass lists in ``after`` the passes that must come before it when both
 are in a pipeline, and building a Pipeline checks them. Running a pipeline can
 validate the graph after every pass, dump it (text + Graphviz), time it, and
 re-run the interpreter to find the first pass that changed the outputs.
+
+Validation after a pass checks what changed since the last one
+(``Graph.validate_changes``, in time proportional to the change, so a pipeline
+stays linear in the graph; the graph records every change from its creation on,
+the frontend's too). Under ``verify_each`` the whole graph is validated after
+every pass.
 """
 from __future__ import annotations
 
@@ -126,7 +132,7 @@ class Pipeline:
             try:
                 changed = bool(p.run(graph))
                 if opts.validate:
-                    graph.validate()
+                    graph.validate() if opts.verify_each else graph.validate_changes()
             except KccError:
                 raise
             except Exception as e:  # a pass bug: say which pass, after which

@@ -172,7 +172,7 @@ def _parse_layer(entry: dict) -> KerasLayer:
 
 def normalize_config(class_name: str, config: dict) -> dict:
     """One layer config in Keras 3 form (a new dict; nested layers normalized too)."""
-    c = _strip_bookkeeping(copy.deepcopy(config))
+    c = _copy_stripped(config)
     for old, new in RENAMED_KEYS.get(class_name, {}).items():
         if old in c and new not in c:
             c[new] = c.pop(old)
@@ -194,6 +194,21 @@ def normalize_config(class_name: str, config: dict) -> dict:
         if isinstance(inner, dict) and "class_name" in inner and isinstance(inner.get("config"), dict):
             inner["config"] = normalize_config(inner["class_name"], inner["config"])
     return c
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copy_stripped(x: Any) -> Any:
+    """``_strip_bookkeeping(copy.deepcopy(x))`` in one walk: dicts and lists are
+    copied as they are stripped, JSON scalars shared, anything else deep-copied."""
+    if isinstance(x, dict):
+        return {k: _copy_stripped(v) for k, v in x.items() if k != "shared_object_id"}
+    if isinstance(x, list):
+        return [_copy_stripped(v) for v in x]
+    if isinstance(x, _IMMUTABLE):
+        return x
+    return copy.deepcopy(x)
 
 
 def _strip_bookkeeping(x: Any) -> Any:

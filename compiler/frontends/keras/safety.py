@@ -30,8 +30,10 @@ from __future__ import annotations
 from typing import Any
 
 import h5py
+from h5py import h5d, h5l, h5o
 
 from kcc.errors import ModelFileError, UnsafeModelError
+from kcc.limits import array_bytes
 
 # Keras 2 Lambda fields: the stored value and the field that says how to read it.
 _LAMBDA_FIELDS = (("function", "function_type", "module"),
@@ -59,15 +61,18 @@ def find_code(config: Any) -> str | None:
         name = item.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
         if isinstance(name, str) and "class_name" in item:
             layer = name
-        where = f"layer {layer!r}" if layer else "the model config"
         if item.get("class_name") == "__lambda__":
-            return f"{where} stores a Python lambda as bytecode"
+            return f"{_where(layer)} stores a Python lambda as bytecode"
         if item.get("class_name") == "Lambda" and isinstance(inner, dict):
             found = _lambda_code(inner)
             if found:
-                return f"{where} (Lambda) {found}"
+                return f"{_where(layer)} (Lambda) {found}"
         stack.extend((child, layer) for child in item.values() if isinstance(child, (dict, list)))
     return None
+
+
+def _where(layer: str) -> str:
+    return f"layer {layer!r}" if layer else "the model config"
 
 
 def _lambda_code(config: dict) -> str | None:
@@ -101,27 +106,74 @@ def refuse_code(config: Any, where: str) -> None:
                                f"{UNSAFE_HINT}")
 
 
-def check_hdf5(f: h5py.File, where: str) -> None:
-    """Refuse an HDF5 file whose objects point outside it (see the module docstring)."""
-    found: list[str] = []
+def check_hdf5(f: h5py.File, where: str) -> int:
+    """Refuse an HDF5 file whose objects point outside it (see the module docstring).
 
-    def visit(name: str, link: Any) -> bool | None:
+    Returns the declared bytes of the file's datasets, each counted once (what
+    ``limits.hdf5_declared_bytes`` gives), found on the same walk.
+    """
+    found: list[str] = []
+    sizes: dict[int, int] = {}  # object address -> declared bytes (0: no dataset)
+
+    def visit(raw: bytes, info: Any) -> bool | None:
         # h5py stops the walk on a non-None return; an exception raised here would
         # surface as a SystemError, so the finding is raised after the walk.
-        problem = _outside_pointer(f, name, link)
+        hard = info.type == h5l.TYPE_HARD
+        if hard and _plain_hard_link(f, raw, info.u, sizes):
+            return None
+        name = f._d(raw)
+        problem = _outside_pointer(f, name, f.get(name, getlink=True))
         if problem:
             found.append(f"HDF5 {problem}")
             return True
+        if hard:
+            sizes[info.u] = _declared_bytes(f.get(name))
         return None
 
     try:
-        f.visititems_links(visit)
+        # The walk of ``f.visititems_links``, with link types from the walk itself
+        # and objects opened at the low level: a weights file has one link per
+        # array, and h5py's high-level objects cost most of the load time of a
+        # model with many layers (bench/graph_scaling.py).
+        f.id.links.visit(visit, info=True)
     except SystemError as e:  # how h5py surfaces an error met while walking a corrupt object tree
         raise ModelFileError(f"{where}: cannot read the HDF5 file's object tree (corrupt or "
                              f"truncated?): {e.__context__ or e}") from None
     if found:
         raise UnsafeModelError(f"{where}: {found[0]}; kcc reads weights only from the file it "
                                "is given (Keras never writes these). Re-save the model with Keras.")
+    return sum(sizes.values())
+
+
+def _plain_hard_link(f: h5py.File, raw: bytes, address: int, sizes: dict[int, int]) -> bool:
+    """True when the object a hard link names (at ``address``) is no dataset, or a dataset
+    with its data in this file (no external storage, not virtual); its declared bytes go
+    in ``sizes``. False when in doubt (a name that is not UTF-8, an object that cannot be
+    opened here): ``_outside_pointer`` then looks through h5py's high-level objects, as
+    before, and fails as they do."""
+    try:
+        raw.decode("utf-8")  # a name that is not UTF-8 fails in h5py's high-level path
+        if address in sizes:  # another link to an object already looked at
+            return True
+        oid = h5o.open(f.id, raw)
+        if not isinstance(oid, h5d.DatasetID):
+            sizes[address] = 0
+            return True
+        dcpl = oid.get_create_plist()
+        if dcpl.get_external_count() > 0 or dcpl.get_layout() == h5d.VIRTUAL:
+            return False
+        shape = oid.shape
+        sizes[address] = 0 if shape is None else array_bytes(shape, oid.dtype.itemsize)
+        return True
+    except Exception:  # noqa: BLE001 - decided by the high-level path, as before
+        return False
+
+
+def _declared_bytes(obj: Any) -> int:
+    """``limits.hdf5_declared_bytes`` for one high-level object."""
+    if hasattr(obj, "dtype") and hasattr(obj, "shape") and obj.shape is not None:
+        return array_bytes(obj.shape, obj.dtype.itemsize)
+    return 0
 
 
 def _outside_pointer(f: h5py.File, name: str, link: Any) -> str | None:
