@@ -31,6 +31,10 @@ class Target:
     # None, the bytes come from emit()'s model. Core ML sets it so writing a file
     # never imports coremltools (which imports TensorFlow).
     serialize: Callable[..., bytes] | None = None
+    # Write the model file(s) at a path: (graph, options, path) -> the paths written. Weights go
+    # from the graph's arrays to the file as it is written, with no model object or bytes of the
+    # whole model in memory (kcc.compile_to_file and the CLI use it when set).
+    write: Callable[..., list[Any]] | None = None
     # CLI hooks: add this target's flags to an argparse group; turn parsed args into options.
     add_cli_arguments: Callable[[Any], None] | None = None
     options_from_cli: Callable[[Any], dict[str, Any]] | None = None
@@ -64,6 +68,7 @@ def with_pass_options(spec: tuple[Any, ...] | list[Any], values: dict[str, Any])
 # cleanups, then dead code goes. Neither ONNX nor Core ML NeuralNetwork has a
 # conv/dense with a built-in activation, so fuse_activation gets an empty table.
 STANDARD_PIPELINE: tuple[Any, ...] = (
+    "fold_dense_reshape",
     "fold_shapes",
     "fold_identity",
     "fold_idempotent",
@@ -78,6 +83,7 @@ STANDARD_PIPELINE: tuple[Any, ...] = (
     "fold_keepdims_squeeze",
     "fold_batchnorm",
     "fold_channel_affine",
+    "fold_pad_window",
     "fold_flatten_transpose",
     "fold_layout_reshape",
     "sink_transposes",
@@ -85,6 +91,16 @@ STANDARD_PIPELINE: tuple[Any, ...] = (
     ("fuse_activation", {"fusable": {}}),
     "dce",
 )
+
+
+def standard_pipeline(layout_lowering: tuple[str, ...] = ()) -> tuple[Any, ...]:
+    """STANDARD_PIPELINE with a target's ``layout_lowering`` passes run just before the layout passes.
+
+    A lowering that writes transposes (attention's formula transposes k) runs there,
+    so sink_transposes and cancel_transposes merge its transposes with the frontend's.
+    """
+    at = STANDARD_PIPELINE.index("sink_transposes")
+    return STANDARD_PIPELINE[:at] + tuple(layout_lowering) + STANDARD_PIPELINE[at:]
 
 
 class UniqueNames:

@@ -18,8 +18,12 @@ memory of that process alone):
    options runs the same ids; error relative to Keras's largest logit.
 
 The table goes between the markers in the --markdown file (the rest is kept).
-It needs about 20 GB of free disk in --workdir and, today, about 2.5x the weights
-in memory for the kcc stage (issue 13 item 1 is about bringing that down).
+It needs about 20 GB of free disk in --workdir. Memory: Keras's build stage needs
+about twice the weights; kcc's stage about the weights once plus its start-up
+(the arrays are read from the archive into the IR and streamed from there into
+``large.onnx.data``; issue 13 item 1). On a shared machine the run is refused when
+``MemAvailable`` is under ``--min-free-gib`` (default: 2.2x the weights, about 13 GiB
+at the default size), rather than push other jobs out of memory.
 """
 from __future__ import annotations
 
@@ -128,6 +132,17 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines + ["", END])
 
 
+def _available_gib() -> float | None:
+    """``MemAvailable`` from /proc/meminfo, in GiB (None where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--vocab", type=int, default=64000)
@@ -135,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", type=int, default=7)
     p.add_argument("--workdir", default=None, help="where the model files go (default: a temporary folder)")
     p.add_argument("--markdown", default=None)
+    p.add_argument("--min-free-gib", type=float, default=None,
+                   help="refuse to start with less available memory (default: 2.2x the weights)")
     p.add_argument("--stage", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.stage:
@@ -145,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import platform
 
+    weights_gib = 4 * (2 * args.vocab * args.width + args.blocks * 8 * args.width ** 2) / 2**30
+    need = args.min_free_gib if args.min_free_gib is not None else 2.2 * weights_gib
+    free = _available_gib()
+    if free is not None and free < need:
+        print(f"large_model: {free:.1f} GiB of memory available, {need:.1f} GiB needed (about "
+              f"{weights_gib:.1f} GiB of weights); not started", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         me = [sys.executable, str(Path(__file__).resolve()), "--vocab", str(args.vocab), "--width",

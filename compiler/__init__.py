@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kcc.version import __version__
 
-from kcc.api import COMMON_OPTIONS, CompileResult, compile, compile_model, save  # noqa: E402
+from kcc.api import COMMON_OPTIONS, CompileResult, compile, compile_model, compile_to_file, save  # noqa: E402
 # The Core ML runtime (kcc.coreml, a core module) runs ML Programs through this frontend's runner,
 # registered on import (see kcc.frontends.coreml.mlprogram_run).
 from kcc.frontends.coreml import mlprogram_run as _mlprogram_run  # noqa: E402,F401
@@ -29,7 +29,7 @@ from kcc.errors import (  # noqa: E402
 )
 
 __all__ = [
-    "compile", "compile_model", "save", "CompileResult", "COMMON_OPTIONS", "__version__",
+    "compile", "compile_model", "compile_to_file", "save", "CompileResult", "COMMON_OPTIONS", "__version__",
     "KccError", "ConversionError", "IRError", "ModelFileError", "OptionError", "RuntimeModelError",
     "ShapeError", "UnsafeModelError", "UnsupportedLayerError", "UnsupportedOpError",
 ]

@@ -123,8 +123,38 @@ def compile_model(source: Any, target: str = "onnx", *, serialized: bool = False
         return _compile_model(source, target, serialized=serialized, **options)
 
 
+def compile_to_file(source: Any, path: str | os.PathLike, target: str = "onnx", **options: Any) -> CompileResult:
+    """Compile and write the model file at ``path`` (plus an ONNX model's data file past 2 GB).
+
+    The result's ``model`` is the list of paths written. A target with a ``write``
+    hook streams the weights from the graph to the file; otherwise the model is
+    emitted and saved (``save``). Nothing is left behind on failure.
+    """
+    tgt = get_target(target)
+    if tgt.write is None:
+        result = compile_model(source, target, serialized=tgt.serialize is not None, **options)
+        progress.step(f"writing {path}")
+        result.model = [save(result.model, path, keep_in_memory=False)]
+        return result
+    with naming_files(source):  # errors about the output name the output, not the source
+        graph, report, opts = _optimized_graph(source, tgt, options)
+    progress.step(f"emitting {tgt.name} ({len(graph)} nodes) and writing {path}")
+    return CompileResult(tgt.write(graph, opts, Path(path)), graph, report, tgt)
+
+
 def _compile_model(source: Any, target: str, *, serialized: bool, **options: Any) -> CompileResult:
     tgt = get_target(target)
+    graph, report, opts = _optimized_graph(source, tgt, options)
+    progress.step(f"emitting {tgt.name} ({len(graph)} nodes)")
+    if serialized:
+        model = tgt.serialize(graph, opts) if tgt.serialize else serialize(tgt.emit(graph, opts))
+    else:
+        model = tgt.emit(graph, opts)
+    return CompileResult(model, graph, report, tgt)
+
+
+def _optimized_graph(source: Any, tgt: Target, options: dict[str, Any]) -> tuple[Graph, PipelineReport, dict]:
+    """The source's IR after the target's pipeline, its report, and the checked options."""
     opts = _check_options(tgt, options)
     progress.step("reading the model")
     graph = load_graph(source, boundary=_boundary(tgt, opts), options=opts)
@@ -140,12 +170,7 @@ def _compile_model(source: Any, target: str, *, serialized: bool, **options: Any
             opts["print_fn"](f"verify-each: pass {name} changed the outputs (max relative error {err:.3g})")
         else:
             opts["print_fn"](f"verify-each: all {len(pipeline.passes)} passes preserve the outputs")
-    progress.step(f"emitting {tgt.name} ({len(graph)} nodes)")
-    if serialized:
-        model = tgt.serialize(graph, opts) if tgt.serialize else serialize(tgt.emit(graph, opts))
-    else:
-        model = tgt.emit(graph, opts)
-    return CompileResult(model, graph, report, tgt)
+    return graph, report, opts
 
 
 def compile(model: Any, target: str = "onnx", **options: Any) -> Any:

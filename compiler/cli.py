@@ -190,41 +190,23 @@ def _guarded(fn: Any, args: Any, verbosity: str | None = None) -> int:
 
 def _compile(args: argparse.Namespace) -> int:
     from kcc import progress, quiet
-    from kcc.api import compile_model, save
+    from kcc.api import compile_to_file
     from kcc.backends import get_target
-    from kcc.describe import human_bytes
 
     target = get_target(args.emit)
     source: Any = (args.model, args.weights) if args.weights else args.model
     out = Path(args.output) if args.output else Path(args.model).with_suffix(target.suffix)
     with progress.task(f"{Path(args.model).name} -> {target.name}"):
-        # Targets without a bytes writer (ONNX) hand over the model object: past 2 GB it has no bytes.
-        result = compile_model(source, target=args.emit, serialized=target.serialize is not None,
-                               **options_from_args(args))
-        size, data_file = _output_size(result.model, out)
-        progress.step(f"writing {out}" + (f" ({human_bytes(size)})" if size else "")
-                      + (f" and {data_file}" if data_file else ""))
-        save(result.model, out, keep_in_memory=False)
+        # Written as it is emitted where the target can (ONNX streams its weights to the file).
+        result = compile_to_file(source, out, target=args.emit, **options_from_args(args))
     if args.time_passes:
         print(result.report.table())
     if quiet.verbosity() != "quiet":
         n_in, n_out = len(result.graph.inputs), len(result.graph.outputs)
-        also = f" and {data_file}" if data_file else ""
+        also = f" and {result.model[1]}" if len(result.model) > 1 else ""
         print(f"kcc: wrote {out}{also} ({target.name}; {len(result.graph)} nodes, {n_in} input(s), "
               f"{n_out} output(s))")
     return 0
-
-
-def _output_size(model: Any, out: Path) -> tuple[int, Path | None]:
-    """Bytes about to be written (0: unknown) and, for an ONNX model past 2 GB, its data file."""
-    if isinstance(model, bytes):
-        return len(model), None
-    if type(model).__name__ == "ModelProto":
-        from kcc.backends.onnx.external_data import data_file_name, needs_external_data, tensor_bytes
-
-        external = needs_external_data(model)
-        return tensor_bytes(model), out.parent / data_file_name(out) if external else None
-    return 0, None
 
 
 def inspect_parser() -> argparse.ArgumentParser:

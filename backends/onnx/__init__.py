@@ -6,23 +6,28 @@ rewrite what ONNX (at the chosen opset, a pass option filled from the target's
 the emitter table in context.py, filled by the rows of the shared table
 kcc.formats.onnx_ops (emit_table.py, which the ONNX importer reads too) and by
 the emit_* modules for ops that need logic. Weights go in as raw bytes
-(numpy_helper). The batch dim and any other symbolic dim become
+(numpy_helper), or, when the model is written to a file (``write_onnx``, the
+CLI), stream from the graph's arrays to the file (writer.py). The batch dim and any other symbolic dim become
 ``dim_param``s, so the model takes any batch size.
 """
 from __future__ import annotations
 
+import gc
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper
 
-from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs, \
+from kcc.backends import Target, boundary_names, register_target, separate_outputs, standard_pipeline, \
     with_pass_options
 from kcc.backends.onnx import (  # noqa: F401  (fill the table)
     emit_lambda, emit_math, emit_nn, emit_recurrent, emit_spatial, emit_table, emit_tensor)
 from kcc.backends.onnx.context import OnnxContext, emitter_for, supported_ops
 from kcc.backends.onnx.external_data import check_onnx, move_initializers
+from kcc.backends.onnx.writer import fill_weights, write_model
 from kcc.errors import OptionError
 from kcc.formats.onnx_ops import DEFAULT_OPSET, ELEM_TYPES, MAX_OPSET, MIN_OPSET
 from kcc.ir import Graph, TensorType
@@ -39,7 +44,11 @@ ONNX_LOWERING: tuple[str, ...] = (
     "lower_onnx_elementwise",       # silu, gelu < 20, mish < 18, scaled_tanh, rsqrt, square -> ONNX ops
     "lower_onnx_one_hot",           # one_hot indices -> int64
 )
-PIPELINE = STANDARD_PIPELINE + ONNX_LOWERING
+# Lowered before the layout passes (see standard_pipeline): the formula transposes k.
+ONNX_LAYOUT_LOWERING: tuple[str, ...] = (
+    "lower_onnx_attention",         # attention below opset 23 -> matmul/softmax/matmul
+)
+PIPELINE = standard_pipeline(ONNX_LAYOUT_LOWERING) + ONNX_LOWERING
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
@@ -50,6 +59,24 @@ def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
 
 def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc", check: bool = True,
               doc: str = "") -> onnx.ModelProto:
+    """The ``onnx.ModelProto`` of ``graph``, weights in it."""
+    model, weights = build_onnx(graph, opset=opset, producer=producer, check=check, doc=doc)
+    fill_weights(model, weights)  # one tensor's copy in flight at a time
+    return model
+
+
+def write_onnx(graph: Graph, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> list[Path]:
+    """Write ``graph`` as the ONNX file ``path`` (plus ``<name>.data`` past 2 GB), the weights
+    streamed from the graph's arrays (writer.py); the same bytes ``emit_onnx``'s model saves to."""
+    gc.collect()  # arrays the passes replaced may sit in reference cycles: free them before emitting
+    model, weights = build_onnx(graph, opset=opset)
+    return write_model(model, weights, path)
+
+
+def build_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc", check: bool = True,
+               doc: str = "") -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The model with its large initializers' bytes left out, and those initializers' arrays by name
+    (writer.py fills them in or streams them to a file). The checker runs on the model as it is."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OptionError(f"opset={opset} is out of range; kcc emits ONNX opsets {MIN_OPSET} to {MAX_OPSET}")
     separate_outputs(graph)
@@ -63,13 +90,13 @@ def emit_onnx(graph: Graph, *, opset: int = DEFAULT_OPSET, producer: str = "kcc"
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer,
                               producer_version=_version())
     del g
-    move_initializers(ctx.initializers, model.graph)  # the weights are copied into the model once
+    move_initializers(ctx.initializers, model.graph)  # small: the large tensors' bytes are not in them
     # The IR version each opset came with (opset 23: IR 11); onnxruntime reads up to 13.
     model.ir_version = min(model.ir_version, 10 if opset <= 22 else 11)
     _metadata(model, graph.metadata)
     if check:
         check_onnx(model)  # as a skeleton without the large tensors' bytes: any size, no copy
-    return model
+    return model, ctx.weights
 
 
 def _class_label(ctx: OnnxContext, graph: Graph) -> list[onnx.ValueInfoProto]:
@@ -119,6 +146,10 @@ def _emit(graph: Graph, options: dict[str, Any]) -> onnx.ModelProto:
     return emit_onnx(graph, opset=int(options.get("opset", DEFAULT_OPSET)))
 
 
+def _write(graph: Graph, options: dict[str, Any], path: Path) -> list[Path]:
+    return write_onnx(graph, path, opset=int(options.get("opset", DEFAULT_OPSET)))
+
+
 def _add_cli_arguments(group: Any) -> None:
     group.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                        help=f"ONNX opset to emit ({MIN_OPSET}-{MAX_OPSET}, default {DEFAULT_OPSET})")
@@ -137,6 +168,7 @@ TARGET = register_target(Target(
     name="onnx",
     pipeline=PIPELINE,
     emit=_emit,
+    write=_write,
     default_boundary="channels_last",
     options={"opset": DEFAULT_OPSET, "input_layout": "nhwc"},
     suffix=".onnx",
@@ -145,4 +177,5 @@ TARGET = register_target(Target(
     pass_options=("opset",),
 ))
 
-__all__ = ["emit_onnx", "supported_ops", "TARGET", "PIPELINE", "ONNX_LOWERING", "DEFAULT_OPSET"]
+__all__ = ["emit_onnx", "write_onnx", "build_onnx", "supported_ops", "TARGET", "PIPELINE", "ONNX_LOWERING",
+           "DEFAULT_OPSET"]

@@ -10,9 +10,11 @@ tensors in a separate file. ``save_with_external_data(model, "model.onnx")`` wri
 through onnx's own writer (``onnx.save_model(..., save_as_external_data=True)``),
 which onnxruntime loads with default session options. Both files are written in a
 temporary folder next to the output and moved into place only when both are
-complete, so a failure leaves neither. A model under the limit is one file, as
-before (``needs_external_data`` tells; ``kcc.save`` and the CLI ask it). In
-memory a model of any size is an ordinary ``ModelProto`` holding its tensors.
+complete, so a failure leaves neither (``kcc.files.write_atomic``). A model under
+the limit is one file, as before (``needs_external_data`` tells; ``kcc.save`` asks
+it). In memory a model of any size is an ordinary ``ModelProto`` holding its
+tensors. The CLI (``kcc.compile_to_file``) writes the same two files from the IR's
+arrays without a model holding them (writer.py).
 
 Whether a model is "large" is decided from the tensors' declared shapes and types
 (no tensor bytes are read or copied): ``tensor_bytes(model) > EXTERNAL_DATA_THRESHOLD``.
@@ -23,8 +25,6 @@ puts the emitter's tensors into the model with one copy in flight at a time.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper
 
-from kcc.errors import ConversionError, ModelFileError
-from kcc.files import fsync_file, output_mode
+from kcc.errors import ConversionError
+from kcc.files import write_atomic
 
 # A serialized protobuf holds at most 2 GiB - 1 bytes.
 PROTOBUF_LIMIT = 2**31 - 1
@@ -151,35 +151,17 @@ def save_with_external_data(model: onnx.ModelProto, path: str | os.PathLike, *,
     model stays whole (the CLI, which drops the model, skips that).
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ModelFileError(f"cannot write {path}: directory {directory} does not exist")
     data_name = data_file_name(path)
-    try:
-        work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=directory))
-    except OSError as e:
-        raise ModelFileError(f"cannot write {path}: {e.strerror}") from None
-    try:
+
+    def write(work: Path) -> None:
         try:
             onnx.save_model(model, work / path.name, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name, size_threshold=SIZE_THRESHOLD, convert_attribute=True)
         finally:
             if keep_in_memory:
                 _read_back(model, work)
-        for name in (data_name, path.name):
-            fsync_file(work / name)
-            os.chmod(work / name, output_mode())
-        os.replace(work / data_name, directory / data_name)
-        try:
-            os.replace(work / path.name, path)
-        except BaseException:
-            os.unlink(directory / data_name)
-            raise
-    except OSError as e:
-        raise ModelFileError(f"cannot write {path} and {data_name}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return [path, directory / data_name]
+
+    return write_atomic(path, [path.name, data_name], write)
 
 
 def _read_back(model: onnx.ModelProto, directory: Path) -> None:

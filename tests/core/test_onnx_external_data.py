@@ -137,15 +137,21 @@ def test_a_failed_write_leaves_nothing(keras_file, tmp_path, small_threshold, mo
     assert "kcc: error:" in err and "No space left" in err
     assert list(tmp_path.iterdir()) == []
 
-    def save_then_fail(*args, **kwargs):
-        Path(args[1]).write_bytes(b"partial")
-        raise OSError(5, "Input/output error")
+    from kcc.backends.onnx import writer
+
+    real_memory, streamed = writer._memory, []
+
+    def stream_one_then_fail(array):  # the data file holds one tensor when the disk fails
+        if streamed:
+            raise OSError(5, "Input/output error")
+        streamed.append(array.shape)
+        return real_memory(array)
 
     monkeypatch.setattr(os, "replace", real_replace)
-    monkeypatch.setattr(onnx, "save_model", save_then_fail)
+    monkeypatch.setattr(writer, "_memory", stream_one_then_fail)
     assert main([str(path), "--emit", "onnx", "-o", str(out)]) == 1
     assert "Input/output error" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    assert streamed and list(tmp_path.iterdir()) == []
 
 
 def test_coreml_neuralnetwork_past_2gb_is_a_clear_error(keras_file, tmp_path, monkeypatch, capsys):

@@ -44,10 +44,20 @@ def convert_keras(source: Any, *, boundary: str, options: dict[str, Any]) -> Gra
         # Each layer is validated alone (validate.py); only lowering sees two layers meet.
         raise ShapeError(f"the model's layers do not fit together: {e}; the file's configs and "
                          "weights disagree (corrupt or edited file?)") from e
+    _release_weights(spec)  # the graph holds what it uses; passes that replace a weight then free it
     check_inputs_used(spec, graph)  # a dropped mask input is an error, never silently ignored
     # For backends that keep training information (Core ML's respect_trainable).
     graph.training = TrainingConfig.from_dict(spec.training_config, _trainable_flags(spec))
     return graph
+
+
+def _release_weights(spec) -> None:
+    """Drop the spec's references to its weight arrays (the spec's objects form reference cycles,
+    so without this they would live until Python's cycle collector runs)."""
+    for layer in spec.layers:
+        layer.weights = {}
+        if layer.model is not None:
+            _release_weights(layer.model)
 
 
 def _trainable_flags(spec, prefix: str = "", outer: bool = True) -> dict[str, bool]:

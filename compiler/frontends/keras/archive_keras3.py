@@ -16,12 +16,27 @@ tf_keras >= 2.13 alike). The layout follows the object tree, not layer names::
 ``dense_1``; a Sequential's InputLayer is not counted). Keras 3 also writes the
 layer name as the ``name`` attribute of each ``vars`` group; tf_keras does not, so
 the name is used when present and the class-name order otherwise.
+
+Keras stores ``model.weights.h5`` uncompressed (ZIP_STORED), so it is one byte
+range of the archive: ``read_archive`` returns where it is (an ``ArchiveMember``)
+instead of its bytes, ``check_member`` checks its CRC and HDF5 heaps over a
+memory map that is unmapped afterwards, and ``open_weights`` opens it in place
+(``FileWindow``), so HDF5 reads each dataset from the file straight into the
+array it returns: the weights are in memory once. A compressed member (an
+archive re-packed by another zip tool) is inflated into memory first.
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import re
+import struct
 import zipfile
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,32 +50,183 @@ from .load_weights import Child, weight_slots
 from .spec import KerasModelSpec
 
 ARCHIVE_EXPECTED = "a Keras 3 .keras archive (a zip holding config.json and model.weights.h5)"
+WEIGHTS_MEMBER = "model.weights.h5"
+# A zip local file header: signature, then fixed fields; the name and extra lengths end it.
+LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 
 
-def read_archive(path: Path) -> tuple[dict, bytes, str | None]:
-    """The model config, the weights h5 bytes and the Keras version of a ``.keras`` file."""
+@dataclass(frozen=True)
+class ArchiveMember:
+    """``model.weights.h5`` of a ``.keras`` archive: ``size`` bytes at ``offset`` of ``path``
+    (a stored member, read in place) or, for a compressed one, its inflated ``data``."""
+
+    path: Path
+    offset: int
+    size: int
+    crc: int
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        """The member's bytes (for the paths that hand them to Keras)."""
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(self.size)
+        if len(data) != self.size:
+            raise ModelFileError(f"{self.path}: the archive ends inside {WEIGHTS_MEMBER} (truncated file)")
+        return data
+
+
+def read_archive(path: Path) -> tuple[dict, ArchiveMember, str | None]:
+    """The model config, where the weights h5 is, and the Keras version of a ``.keras`` file."""
     with zipfile.ZipFile(path) as archive:
         limits.check_zip(archive, str(path))
         names = set(archive.namelist())
         if "config.json" not in names:
             raise ModelFileError(f"{path}: the zip archive has no config.json; expected {ARCHIVE_EXPECTED}")
-        if "model.weights.h5" not in names:
+        if WEIGHTS_MEMBER not in names:
             sharded = " (sharded weights are not supported)" if "model.weights.json" in names else ""
-            raise ModelFileError(f"{path}: the archive has no model.weights.h5{sharded}; "
+            raise ModelFileError(f"{path}: the archive has no {WEIGHTS_MEMBER}{sharded}; "
                                  f"expected {ARCHIVE_EXPECTED}")
         config = limits.load_json(archive.read("config.json"), f"{path}: config.json")
         metadata = limits.load_json(archive.read("metadata.json"), f"{path}: metadata.json") \
             if "metadata.json" in names else {}
-        weights = archive.read("model.weights.h5")
+        weights = _member(archive, path)
     if not isinstance(config, dict):
         raise ModelFileError(f"{path}: config.json holds a {type(config).__name__}, not a model config")
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     return config, weights, version if isinstance(version, str) else None
 
 
-def open_weights(data: bytes) -> h5py.File:
-    """An h5py file over in-memory bytes (the archive member)."""
-    return h5py.File(io.BytesIO(data), "r")
+def _member(archive: zipfile.ZipFile, path: Path) -> ArchiveMember:
+    """Where the weights member's bytes are (check_zip has checked its sizes and method)."""
+    info = archive.getinfo(WEIGHTS_MEMBER)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return ArchiveMember(path, 0, info.file_size, info.CRC, archive.read(WEIGHTS_MEMBER))
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(LOCAL_HEADER.size)
+    if len(header) != LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise ModelFileError(f"{path}: the archive's entry for {WEIGHTS_MEMBER} points at no local file "
+                             "header (corrupt archive)")
+    fields = LOCAL_HEADER.unpack(header)
+    offset = info.header_offset + LOCAL_HEADER.size + fields[-2] + fields[-1]
+    if offset + info.file_size > path.stat().st_size:
+        raise ModelFileError(f"{path}: {WEIGHTS_MEMBER} declares {info.file_size} bytes but the archive "
+                             "ends before them (truncated file)")
+    return ArchiveMember(path, offset, info.file_size, info.CRC)
+
+
+class _Window:
+    """Bytes ``[start, start + size)`` of a memory map, indexed from 0 (what
+    ``limits.check_hdf5_heaps`` reads: ``find``, indexing, slicing, ``len``)."""
+
+    def __init__(self, data: mmap.mmap, start: int, size: int):
+        self._data, self._start, self._size = data, start, size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def crc32(self) -> int:
+        with memoryview(self._data) as whole, whole[self._start:self._start + self._size] as view:
+            return zlib.crc32(view)
+
+    def find(self, sub: bytes, start: int = 0) -> int:
+        at = self._data.find(sub, self._start + start, self._start + self._size)
+        return at - self._start if at >= 0 else -1
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            lo, hi, _ = key.indices(self._size)
+            return self._data[self._start + lo:self._start + max(lo, hi)]
+        if not -self._size <= key < self._size:
+            raise IndexError(key)
+        return self._data[self._start + key % self._size]
+
+
+@contextlib.contextmanager
+def _mapped(member: ArchiveMember) -> Iterator[Any]:
+    """The member's bytes as a read-only memory map (unmapped on exit: its pages leave memory)."""
+    if member.data is not None or member.size == 0:
+        yield member.data or b""
+        return
+    base = member.offset - member.offset % mmap.ALLOCATIONGRANULARITY
+    with open(member.path, "rb") as f, \
+            mmap.mmap(f.fileno(), member.offset - base + member.size, offset=base, access=mmap.ACCESS_READ) as m:
+        yield _Window(m, member.offset - base, member.size)
+
+
+def check_member(member: ArchiveMember, where: str) -> None:
+    """The member's CRC (as ``zipfile`` would check it) and its HDF5 heaps (``limits.check_hdf5_heaps``)."""
+    if member.data is not None or member.size == 0:  # zipfile checked the CRC while inflating
+        limits.check_hdf5_heaps(member.data or b"", where)
+        return
+    with _mapped(member) as data, ThreadPoolExecutor(1) as pool:
+        crc = pool.submit(data.crc32)  # zlib releases the GIL: the CRC runs beside the heap scan
+        try:
+            limits.check_hdf5_heaps(data, where)
+        finally:
+            crc_value = crc.result()
+        if crc_value != member.crc:
+            raise ModelFileError(f"{where}: bad CRC-32 (the archive member is corrupt)")
+
+
+class FileWindow(io.RawIOBase):
+    """A read-only file object over bytes ``[offset, offset + size)`` of a file, for h5py.
+
+    h5py's file-object driver calls ``readinto`` with HDF5's buffer, which for a
+    dataset read is the returned array itself: bytes go from the file into it.
+    """
+
+    def __init__(self, path: Path, offset: int, size: int):
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)
+        self._offset, self._size, self._pos = offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + pos < 0:
+            raise OSError(f"seek to {base + pos}, before the start of {WEIGHTS_MEMBER}")
+        self._pos = base + pos
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self._size - self._pos))
+        if not n:
+            return 0
+        self._file.seek(self._offset + self._pos)
+        got = self._file.readinto(view[:n]) or 0
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def open_weights(weights: ArchiveMember | bytes) -> Iterator[h5py.File]:
+    """An h5py file over the archive member, read in place (or over in-memory bytes)."""
+    if isinstance(weights, ArchiveMember) and weights.data is None:
+        source: Any = FileWindow(weights.path, weights.offset, weights.size)
+    else:
+        source = io.BytesIO(weights.data if isinstance(weights, ArchiveMember) else weights)
+    try:
+        with h5py.File(source, "r") as f:
+            yield f
+    finally:
+        source.close()
 
 
 def is_keras3_layout(f: h5py.Group) -> bool:

@@ -99,14 +99,14 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
         with _read_errors(path, archive_keras3.ARCHIVE_EXPECTED):
             entry, weights, version = archive_keras3.read_archive(path)
             if is_subclass_entry(entry):  # a KerasHub Backbone/Task: Keras rebuilds it (load_subclass.py)
-                spec = load_subclass_model(path, entry, weights, safe_mode=safe_mode,
+                spec = load_subclass_model(path, entry, weights.read(), safe_mode=safe_mode,
                                            custom_objects=custom_objects)
                 return _finish(spec, "keras", version, entry.get("compile_config"))
             spec = _parse_checked(entry, path, safe_mode)
-            limits.check_hdf5_heaps(weights, f"{path}: model.weights.h5")
-            with archive_keras3.open_weights(weights) as f:
-                safety.check_hdf5(f, f"{path}: model.weights.h5")
-                limits.check_memory(limits.hdf5_declared_bytes(f), str(path))
+            archive_keras3.check_member(weights, f"{path}: model.weights.h5")
+            with archive_keras3.open_weights(weights) as f:  # read in place, each array once
+                declared = safety.check_hdf5(f, f"{path}: model.weights.h5")  # and its datasets' bytes
+                limits.check_memory(declared, str(path))
                 archive_keras3.fill_weights(spec, f, _is_sequential(entry), str(path))
             validate.validate_spec(spec, str(path))
         spec = _finish(spec, "keras", version, entry.get("compile_config"))
@@ -114,17 +114,17 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
                        custom_objects=custom_objects)
         # Only the layers that need Keras are rebuilt, each alone (rebuild_layer.py).
         if _needs_keras(entry) and rebuild_layers(
-                spec, entry, weights, _rebuilt_by_keras, _layer_entries, str(path),
+                spec, entry, weights.read(), _rebuilt_by_keras, _layer_entries, str(path),
                 safe_mode=safe_mode, custom_objects=custom_objects):
             return spec
         del weights
     else:
         _check_heaps(path)
         with _read_errors(path, h5_legacy.H5_EXPECTED), h5py.File(path, "r") as f:
-            safety.check_hdf5(f, str(path))
+            declared = safety.check_hdf5(f, str(path))
             entry, training, version = h5_legacy.read_h5_model(f, str(path))
             spec = _parse_checked(entry, path, safe_mode)
-            limits.check_memory(limits.hdf5_declared_bytes(f), str(path))
+            limits.check_memory(declared, str(path))
             h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), str(path))
             validate.validate_spec(spec, str(path))
         spec = _finish(spec, "h5", version, training)
@@ -150,8 +150,7 @@ def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
     _check_heaps(weights_path)
     with _read_errors(weights_path, WEIGHTS_EXPECTED), h5py.File(weights_path, "r") as f:
         where = str(weights_path)
-        safety.check_hdf5(f, where)
-        limits.check_memory(limits.hdf5_declared_bytes(f), where)
+        limits.check_memory(safety.check_hdf5(f, where), where)
         if archive_keras3.is_keras3_layout(f):
             archive_keras3.fill_weights(spec, f, _is_sequential(entry), where)
         else:
