@@ -4,7 +4,11 @@ Kept out of both passes so that neither imports the other: a chain of
 transposes composes into one; one that composes to the identity permutation
 disappears (its readers read the input directly, so no ``identity`` node is left
 for another pass to clean up); a transpose that only moves size-1 axes is a
-reshape in disguise and becomes one.
+reshape in disguise and becomes one. A transpose that swaps the last two axes of
+a product of two transposed tensors moves onto its operands, (A B)^T = B^T A^T,
+where both compose with the transposes already there: one transpose fewer, and
+the one saved is of the product (attention's scores, traced from
+``einsum("aecd,abcd->acbe", key, query)``, are (B, H, T, S)).
 """
 from __future__ import annotations
 
@@ -70,8 +74,30 @@ def _rewrite_reshape_like(op, x, t):
     return op.reshape(x, shape=_reshape_spec(x.shape, t.attrs["perm"]))
 
 
+def _swap_last(rank: int) -> tuple[int, ...]:
+    return tuple(range(rank - 2)) + (rank - 1, rank - 2)
+
+
+def _pattern_product(op, a, b):
+    return op.transpose(op.matmul(op.transpose(a, _capture="ta"), op.transpose(b, _capture="tb")), _capture="t")
+
+
+def _check_product(graph, a, b, ta, tb, t):
+    rank = len(t.attrs["perm"])
+    if t.attrs["perm"] != _swap_last(rank) or a.rank != rank or b.rank != rank:
+        return "not a transpose of the last two axes of a product of equal-rank operands"
+    return None
+
+
+def _rewrite_product(op, a, b, ta, tb, t):
+    swap = _swap_last(len(t.attrs["perm"]))
+    return op.matmul(op.transpose(b, perm=_compose(tb.attrs["perm"], swap)),
+                     op.transpose(a, perm=_compose(ta.attrs["perm"], swap)))
+
+
 RULES = [
     RewriteRule("transpose_chain", _pattern_chain, _rewrite_chain),
+    RewriteRule("transpose_of_product", _pattern_product, _rewrite_product, _check_product),
     RewriteRule("identity_transpose", _pattern_identity, lambda op, x, t: _forward(op, x, t.output), _check_identity),
     RewriteRule("transpose_as_reshape", _pattern_identity, _rewrite_reshape_like, _check_reshape_like),
 ]

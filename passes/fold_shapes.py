@@ -78,9 +78,8 @@ class FoldShapes(Pass):
             if new is not None:
                 graph.replace_all_uses(node.output, new)
                 changed = True
-        if changed:
-            self._remove_dead(graph)
-        return changed
+        # Shape computations nobody reads any more go too (also those fold_dense_reshape left).
+        return self._remove_dead(graph) or changed
 
     def _fold(self, graph: Graph, node: Node) -> Value | None:
         out = node.output
@@ -180,12 +179,16 @@ class FoldShapes(Pass):
         return None
 
     @staticmethod
-    def _remove_dead(graph: Graph) -> None:
+    def _remove_dead(graph: Graph) -> bool:
+        removed = False
         for node in reversed(graph.nodes()):
             if node.op in _FOLDABLE and all(
                     not graph.uses(v) and not graph.is_output(v) for v in node.outputs):
                 graph.remove_node(node)
-        for v in graph.constants():
-            if not graph.uses(v) and not graph.is_output(v):
-                graph.remove_value(v)
+                removed = True
+        if removed:
+            for v in graph.constants():
+                if not graph.uses(v) and not graph.is_output(v):
+                    graph.remove_value(v)
+        return removed
 

@@ -19,7 +19,10 @@ gelu below opset 20 (``approximate=False``: the erf form; ``True``: the tanh for
 
     %y: f32[N,10] = gelu(%x) {approximate=True}
   ->
-    0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x*x*x)))     (mul/add/tanh nodes)
+    (1 + tanh((x * 0.044715 * x + 1) * (x * sqrt(2/pi)))) * (x * 0.5)     (mul/add/tanh nodes)
+
+  The erf form is the spelling onnxruntime's GeluFusion fuses and the tanh form the
+  one its FastGeluFusion fuses, so both run as one kernel under default options.
 
 mish below opset 18: ``mish(x)`` -> ``mul(x, tanh(softplus(x)))``.
 
@@ -55,10 +58,11 @@ def _gelu_erf(op, x, root):
 
 
 def _gelu_tanh(op, x, root):
-    cube = op.mul(op.mul(x, x), x)
-    inner = op.add(x, op.mul(cube, op.scalar(GELU_TANH_COEFF, x)))
-    t = op.tanh(op.mul(inner, op.scalar(math.sqrt(2.0 / math.pi), x)))
-    return op.mul(op.mul(x, op.add(t, op.scalar(1.0, x))), op.scalar(0.5, x))
+    # The spelling onnxruntime's FastGeluFusion recognizes (its first formula), so
+    # under default session options the eight nodes run as one FastGelu kernel.
+    poly = op.add(op.mul(op.mul(x, op.scalar(GELU_TANH_COEFF, x)), x), op.scalar(1.0, x))
+    t = op.tanh(op.mul(poly, op.mul(x, op.scalar(math.sqrt(2.0 / math.pi), x))))
+    return op.mul(op.add(t, op.scalar(1.0, x)), op.mul(x, op.scalar(0.5, x)))
 
 
 def _mish(op, x, root):

@@ -94,6 +94,11 @@ ROWS: tuple[OpMap, ...] = (
     OpMap("log", "Log"),
     OpMap("sin", "Sin"),
     OpMap("atan", "Atan"),
+    OpMap("asin", "Asin"),
+    OpMap("acos", "Acos"),
+    OpMap("asinh", "Asinh"),
+    OpMap("acosh", "Acosh"),
+    OpMap("atanh", "Atanh"),
     OpMap("cos", "Cos"),
     OpMap("tan", "Tan"),
     OpMap("erf", "Erf"),
@@ -119,6 +124,9 @@ ROWS: tuple[OpMap, ...] = (
     OpMap("hard_silu", "HardSwish", since=14),
     OpMap("mish", "Mish", since=18),
     OpMap("gelu", "Gelu", {"approximate": OnnxAttr("approximate", "none", **_GELU_APPROX)}, since=20),
+    # The 4-D form with a float attn_mask (kcc.ops.attention); the importer does not read
+    # Attention (its 3-D form, caches and softcap are other ops).
+    OpMap("attention", "Attention", {"scale": OnnxAttr("scale", **_FLOAT)}, since=23, imported=False),
     OpMap("prelu", "PRelu"),
     OpMap("softmax", "Softmax", {"axis": OnnxAttr("axis", -1)}, imported=False),  # opset < 13 flattens
     OpMap("log_softmax", "LogSoftmax", {"axis": OnnxAttr("axis", -1)}, imported=False),

@@ -85,7 +85,10 @@ def efficientnet() -> Any:
         stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.25, 0.25],
         stackwise_strides=[1, 2], stackwise_block_types=["v1", "v1"],
         stackwise_force_input_filters=[0, 0], stackwise_nores_option=[False, False],
-        input_shape=(24, 32, 3), num_features=32, include_stem_padding=False)
+        input_shape=(24, 32, 3), include_stem_padding=False)
+    # num_features stays at its default (1280): keras-hub 0.32's get_config leaves it
+    # out, so a file saved with another value cannot be rebuilt by anyone (Keras's
+    # load_model fails on top_conv's kernel shape too).
 
 
 def bert_classifier() -> Any:

@@ -20,9 +20,7 @@ from hub_helpers import compare, compare_coreml, hub_inputs, prepared, saved, st
 # Gemma/Llama/Mistral/Qwen decoders, ViT, the CNN backbones and a text classifier.
 MODELS = ["bert", "distil_bert", "roberta", "gpt2", "gemma", "llama", "mistral", "qwen", "vit",
           "resnet", "efficientnet", "bert_classifier"]
-# Keras 3.15 cannot reload the EfficientNetBackbone file it saves ("A total of 2 objects
-# could not be loaded ... top_conv"), so its file is not a kcc case.
-FILE_MODELS = [m for m in MODELS if m != "efficientnet"]
+
 # Core ML (kcc's runtime), at batch 1 with a fixed sequence: every model.
 COREML_MODELS = MODELS
 # Batch and sequence length left symbolic (a rotary-embedding decoder); the image
@@ -37,7 +35,7 @@ def test_in_memory_to_onnx(name):
     compare(model, model, x, input_name_shape_dict=static_shapes(x))
 
 
-@pytest.mark.parametrize("name", FILE_MODELS)
+@pytest.mark.parametrize("name", MODELS)
 def test_keras_file_to_onnx(name, tmp_path):
     model = prepared(name)
     x = hub_inputs(model)
@@ -60,7 +58,7 @@ def test_in_memory_to_coreml(name):
     compare_coreml(model, hub_inputs(model))
 
 
-@pytest.mark.parametrize("name", FILE_MODELS)
+@pytest.mark.parametrize("name", MODELS)
 def test_keras_file_to_coreml(name, tmp_path):
     model = prepared(name)
     compare_coreml(model, hub_inputs(model), saved(model, tmp_path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pass_helpers import check_rewrite, check_unchanged, graph_with
+from pass_helpers import apply_pass, check_rewrite, check_unchanged, graph_with
 from kcc.backends.onnx import emit_onnx
 from kcc.interpreter import run
 from kcc.testing import assert_close, run_onnx
@@ -36,7 +36,7 @@ CASES = {
     # case -> (op, attrs, opset, ops after)
     "silu": ("silu", {}, 17, ["sigmoid", "mul"]),
     "gelu_erf": ("gelu", {}, 17, ["div", "erf", "add", "mul", "mul"]),
-    "gelu_tanh": ("gelu", {"approximate": True}, 19, ["mul", "mul", "mul", "add", "mul", "tanh", "add", "mul", "mul"]),
+    "gelu_tanh": ("gelu", {"approximate": True}, 19, ["mul", "mul", "add", "mul", "mul", "tanh", "add", "mul", "mul"]),
     "mish": ("mish", {}, 17, ["softplus", "tanh", "mul"]),
     "scaled_tanh": ("scaled_tanh", {"alpha": 1.7159, "beta": 0.6667}, 21, ["mul", "tanh", "mul"]),
     "square": ("square", {}, 21, ["mul"]),
@@ -49,6 +49,24 @@ def test_lowered_where_onnx_lacks_the_op(case):
     g = _unary(op_name, **attrs)
     check_rewrite(g, "lower_onnx_elementwise", case, ops, options={"opset": opset}, feeds={"x": _X})
     _check_in_onnxruntime(g, opset, {"x": _X})
+
+
+@pytest.mark.parametrize("approximate,fused", [(False, "Gelu"), (True, "FastGelu")])
+def test_onnxruntime_fuses_the_lowered_gelu_back_into_one_kernel(tmp_path, approximate, fused):
+    """Below opset 20 the decomposed GELU is spelled the way onnxruntime's GeluFusion /
+    FastGeluFusion match (default session options), so it runs as one kernel, not eight."""
+    import onnx
+    import onnxruntime as ort
+
+    g, op, x = graph_with()
+    y = op.gelu(x, approximate=approximate)
+    g.set_outputs([op.mul(y, op.scalar(2.0, y))], ["y"])   # a graph output is never fused
+    assert apply_pass("lower_onnx_elementwise", g, opset=17)
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(emit_onnx(g, opset=17).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+    assert fused in ops and "Tanh" not in ops and "Erf" not in ops, ops
 
 
 def test_rsqrt_becomes_reciprocal_of_sqrt():
@@ -93,10 +111,12 @@ def test_onnx_pipeline_is_the_standard_one_then_the_lowering_at_the_target_opset
     from kcc.pipeline import Pipeline
 
     target = get_target("onnx")
-    assert target.pipeline == STANDARD_PIPELINE + ONNX_LOWERING
+    at = STANDARD_PIPELINE.index("sink_transposes")   # attention's formula goes before the layout passes
+    assert target.pipeline == (STANDARD_PIPELINE[:at] + ("lower_onnx_attention",) + STANDARD_PIPELINE[at:]
+                               + ONNX_LOWERING)
     spec = target.pipeline_spec({"opset": 19})
     assert [name for name, opts in spec if opts.get("opset") == 19] == [
-        "lower_onnx_dense", "lower_onnx_fused_activation", "lower_onnx_layer_norm", "lower_onnx_rms_norm",
+        "lower_onnx_attention", "lower_onnx_dense", "lower_onnx_fused_activation", "lower_onnx_layer_norm", "lower_onnx_rms_norm",
         "lower_onnx_elementwise", "lower_onnx_one_hot"]
     Pipeline.from_spec(spec)
     # Ordering is checked data: a fusion after the lowering would undo it.

@@ -7,9 +7,13 @@ with ``ctx.to_keras_layout``, the result goes back with ``ctx.from_keras_layout`
 and the layout pass cancels those round trips. For a ``(B, T, F)`` query::
 
     q = reshape(matmul(query, Wq) + bq, (0, 0, H, dk))       # EinsumDense "abc,cde->abde"
-    scores = matmul(transpose(q) * 1/sqrt(dk), transpose(k))  # (B, H, T, S)
-    scores = where(mask, scores, NEG); p = softmax(scores, -1)
-    out = matmul(p, transpose(v)) -> (B, T, H*dv) -> matmul(., Wo) + bo
+    bias = where(mask, 0, NEG)                                # (B, 1, T, S) or (1, 1, T, S)
+    out = attention(transpose(q), transpose(k), transpose(v), bias)   # (B, H, T, dv)
+    out = transpose(out) -> (B, T, H*dv) -> matmul(., Wo) + bo
+
+The IR ``attention`` op (kcc.ops.attention) is ONNX Attention from opset 23; other
+targets get its formula. Attention over several axes, and Keras's explicit path
+below, are written out here as matmul/where/softmax/matmul instead.
 
 Masks follow Keras exactly (``_compute_attention_mask``): the query's Keras mask
 as ``(B, T, 1)``, the value's and key's as ``(B, 1, S)``, the causal mask
@@ -193,6 +197,13 @@ def attend(ctx: KerasLayerContext, q: Value, k: Value, v: Value, mask: Value | N
     """
     rank = q.rank
     axes = tuple(sorted(axes))
+    if rank == 4 and axes == (1,) and not explicit_path:
+        return _fused(ctx, q, k, v, mask, scale), None
+    if k.shape[-2] != q.shape[-2]:
+        # GroupQueryAttention, ops.repeat(x, r, axis=2): key/value head j serves query heads j*r .. j*r + r-1.
+        heads, r = q.shape[-2], q.shape[-2] // k.shape[-2]
+        k, v = (ctx.op.reshape(ctx.op.tile(ctx.op.unsqueeze(t, axes=(3,)), repeats=(1, 1, 1, r, 1)),
+                               shape=(0, 0, heads, t.shape[-1])) for t in (k, v))
     batch = tuple(i for i in range(rank - 1) if i not in axes)
     nb, na = len(batch), len(axes)
     q_t = ctx.op.transpose(q, perm=batch + axes + (rank - 1,))
@@ -228,6 +239,21 @@ def attend(ctx: KerasLayerContext, q: Value, k: Value, v: Value, mask: Value | N
         out = ctx.op.reshape(out, shape=(0,) * nb + q_dims + (v.shape[-1],))
     out = ctx.op.transpose(out, perm=_inverse(batch + axes + (rank - 1,)))
     return out, probs
+
+
+def _fused(ctx: KerasLayerContext, q: Value, k: Value, v: Value, mask: Value | None, scale: float) -> Value:
+    """The IR ``attention`` op on (B, T, H, d) tensors: Keras's ``dot_product_attention`` path.
+
+    Its masked logit replaces the score; as an additive bias it gives the same
+    float32 numbers (a score plus -0.7 * float32 max rounds to that number), so a
+    fully masked row still averages every value.
+    """
+    to_heads = (0, 2, 1, 3)
+    bias = None
+    if mask is not None:
+        bias = ctx.op.where(_expand_mask(ctx, mask, 4, 1), _scalar(ctx, 0.0), _scalar(ctx, DOT_PRODUCT_MASKED))
+    out = ctx.op.attention(*(ctx.op.transpose(t, perm=to_heads) for t in (q, k, v)), bias, scale=scale)
+    return ctx.op.transpose(out, perm=to_heads)
 
 
 def _expand_mask(ctx: KerasLayerContext, mask: Value, rank: int, na: int) -> Value:
@@ -333,11 +359,6 @@ def group_query_attention(ctx: KerasLayerContext, query: Any, **tensors: Value) 
     q = _project(ctx, q_in, "query", q_heads, head_dim)
     k = _project(ctx, k_in, "key", kv_heads, head_dim)
     v = _project(ctx, v_in, "value", kv_heads, head_dim)
-    if q_heads != kv_heads:
-        # ops.repeat(x, r, axis=2): key/value head j serves query heads j*r .. j*r + r-1.
-        r = q_heads // kv_heads
-        k, v = (ctx.op.reshape(ctx.op.tile(ctx.op.unsqueeze(t, axes=(3,)), repeats=(1, 1, 1, r, 1)),
-                               shape=(0, 0, q_heads, head_dim)) for t in (k, v))
     explicit_path = float(ctx.get("dropout", 0.0) or 0.0) > 0 or _flag(ctx, "return_attention_scores")
     mask = attention_mask(ctx, q_in, v_in, query_mask=masks["query_mask"], value_mask=masks["value_mask"],
                           key_mask=masks["key_mask"], explicit=masks["attention_mask"],

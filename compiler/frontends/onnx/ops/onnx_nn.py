@@ -83,3 +83,54 @@ def batch_norm(ctx: OnnxNodeContext) -> Value:
     if len([o for o in ctx.node.output if o]) > 1:
         raise ctx.fail("training-mode BatchNormalization (running statistics outputs) is not supported")
     return ctx.op.batch_norm(*[ctx.value(i) for i in range(5)], **ir_attrs(BY_ONNX["BatchNormalization"], ctx.attrs))
+
+
+def _norm_param(ctx: OnnxNodeContext, i: int, want: tuple, what: str) -> Value | None:
+    """Scale or bias input ``i`` with the normalized dims' shape: a constant that broadcasts to
+    them (ONNX allows ``(1,)`` or fewer leading dims) is expanded; a computed one must match."""
+    if not ctx.has(i):
+        return None
+    p = ctx.value(i)
+    if tuple(p.shape) == want:
+        return p
+    if p.is_const and all(isinstance(d, int) for d in want):
+        import numpy as np
+        try:
+            return ctx.op.const(np.ascontiguousarray(np.broadcast_to(p.const, want)))
+        except ValueError:
+            pass
+    raise ctx.fail(f"its {what} has shape {list(p.shape)}, which is not the normalized dims {list(want)} "
+                   "(kcc reads a computed scale or bias only with exactly those dims)")
+
+
+def _normalized(ctx: OnnxNodeContext) -> tuple[Value, tuple[int, ...], tuple]:
+    x = ctx.value(0)
+    axis = ctx.attr("axis", -1)
+    if not -x.rank <= axis < x.rank:
+        raise ctx.fail(f"axis={axis} is out of range for a rank-{x.rank} input")
+    axes = tuple(range(axis % x.rank, x.rank))
+    return x, axes, tuple(x.shape[a] for a in axes)
+
+
+@onnx_op("LayerNormalization")
+def layer_norm(ctx: OnnxNodeContext) -> list[Value]:
+    """Normalization over the axes from ``axis`` to the last: one layer_norm. The optional Mean and
+    InvStdDev outputs are computed beside it (the importer drops them when nothing reads them)."""
+    x, axes, want = _normalized(ctx)
+    eps = float(ctx.attr("epsilon", 1e-5))
+    y = ctx.op.layer_norm(x, _norm_param(ctx, 1, want, "Scale"), _norm_param(ctx, 2, want, "B"),
+                          axes=axes, epsilon=eps)
+    if len([o for o in ctx.node.output if o]) == 1:
+        return [y]
+    mean = ctx.op.reduce_mean(x, axes=axes, keepdims=True)
+    centered = ctx.op.sub(x, mean)
+    var = ctx.op.reduce_mean(ctx.op.mul(centered, centered), axes=axes, keepdims=True)
+    return [y, mean, ctx.op.rsqrt(ctx.op.add(var, ctx.op.scalar(eps, var)))]
+
+
+@onnx_op("RMSNormalization")
+def rms_norm(ctx: OnnxNodeContext) -> Value:
+    """RMSNormalization (opset 23) over the axes from ``axis`` to the last."""
+    x, axes, want = _normalized(ctx)
+    return ctx.op.rms_norm(x, _norm_param(ctx, 1, want, "scale"), axes=axes,
+                           epsilon=float(ctx.attr("epsilon", 1e-5)))
