@@ -159,7 +159,12 @@ _TO_THE_END = 10 ** 9
 
 
 def _whole_axis(s: slice) -> bool:
-    """Whether slice ``s`` keeps every element of an axis of any length (a symbolic dim stays itself)."""
+    """Whether slice ``s`` keeps every element of an axis of any length (a symbolic dim stays itself).
+
+    The whole axis reversed, ``[-1::-1]`` (a time reversal), counts too.
+    """
+    if s.step == -1:
+        return s.start in (None, -1) and (s.stop is None or s.stop <= -_TO_THE_END)
     return s.step in (None, 1) and s.start in (None, 0) and (s.stop is None or s.stop >= _TO_THE_END)
 
 

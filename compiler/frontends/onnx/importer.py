@@ -49,6 +49,12 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray:
     raise ConversionError(f"Constant node {node.name!r} holds no value kcc can read (sparse or string constants)")
 
 
+def _has_subgraph(node: onnx.NodeProto) -> bool:
+    """A node with a graph attribute (Loop, If, Scan): its body may read values of the enclosing
+    scope that are not its inputs, so it is never folded on a scratch graph."""
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+
+
 class OnnxImporter:
     """Lowers ONNX nodes into ``graph``; ``origin`` (if given) is recorded on every node."""
 
@@ -115,7 +121,8 @@ class OnnxImporter:
             outs: list[Known] = [constant_value(node)]
         elif node.op_type == "Shape" and isinstance(ins[0], Value):
             outs = [self._shape(node, ins[0])]
-        elif ins and all(isinstance(x, np.ndarray) or x is None for x in ins) and any(x is not None for x in ins):
+        elif ins and all(isinstance(x, np.ndarray) or x is None for x in ins) and any(x is not None for x in ins) \
+                and not _has_subgraph(node):
             outs = self._fold(node, ins)
         else:
             outs = self._call(node, ins, self.graph)
@@ -167,7 +174,7 @@ class OnnxImporter:
         handler = self._handler(node)
         name = self.name_prefix + (node.name or node.op_type)
         ctx = OnnxNodeContext(graph, node, ins, self.opset, self.origin or node.name or node.op_type, name,
-                              self.shape_sources, self.options, self.dim_sources)
+                              self.shape_sources, self.options, self.dim_sources, importer=self)
         try:
             result = handler(ctx)
         except UnsupportedOnnxOp:

@@ -13,7 +13,7 @@ constants.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import onnx
@@ -25,6 +25,9 @@ from kcc.formats.onnx_ops import IR_DTYPES
 from kcc.frontends.onnx.symbolic import DimSources
 from kcc.ir import Graph, Value, dtype_of
 from kcc.table import Table
+
+if TYPE_CHECKING:  # the importer imports this module
+    from kcc.frontends.onnx.importer import OnnxImporter
 
 Handler = Callable[["OnnxNodeContext"], Any]
 
@@ -69,8 +72,12 @@ class OnnxNodeContext:
 
     def __init__(self, graph: Graph, node: onnx.NodeProto, inputs: list[Value | np.ndarray | None],
                  opset: int, origin: str, name: str, shape_sources: dict[int, Value] | None = None,
-                 options: dict[str, Any] | None = None, dim_sources: DimSources | None = None):
+                 options: dict[str, Any] | None = None, dim_sources: DimSources | None = None,
+                 importer: OnnxImporter | None = None):
         self.graph = graph
+        # The OnnxImporter lowering this node: a handler of a node with a subgraph (Loop) reads
+        # the values the subgraph captures from the enclosing scope through it.
+        self.importer = importer
         # Where symbolic dims are read at run time, to turn a symbolic shape into IR (symbolic.py).
         self.dim_sources = dim_sources
         # Importer options (see OnnxImporter), e.g. "exact_resize_sizes".
@@ -168,6 +175,10 @@ class OnnxNodeContext:
 
     def ints(self, i: int) -> list[int]:
         return [int(d) for d in self.const(i).ravel()]
+
+    def outer(self, name: str) -> Value | np.ndarray | None:
+        """A value of the enclosing scope by its ONNX name (what a subgraph captures); None if unknown."""
+        return None if self.importer is None else self.importer.env.get(name)
 
 
 def _attr_value(a: onnx.AttributeProto) -> Any:

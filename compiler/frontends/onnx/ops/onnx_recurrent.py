@@ -14,6 +14,12 @@ stacked on the ``num_directions`` axis::
 are read by kcc.formats.onnx_recurrent, the module the emitter writes with.
 What the IR cannot hold is refused by name: ``clip``, LSTM ``input_forget`` and
 non-zero peepholes ``P``, and ``sequence_lens`` other than the full length.
+
+An initial state that is zeros by construction is dropped (the IR op's absent
+state is zeros): with a symbolic batch tf2onnx builds it as
+``Expand(0, Concat(Gather(Shape(x), 0), [H]))``, which would otherwise stay in
+the graph as four shape nodes feeding ``h0``. ``is_zeros`` also serves the
+``Loop`` importer (onnx_loop.py).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import numpy as np
 from kcc.errors import UnsupportedOpError
 from kcc.formats.onnx_recurrent import GATES, IR_OP, ir_activation_attrs
 from kcc.frontends.onnx.registry import OnnxNodeContext, onnx_op
-from kcc.ir import Value
+from kcc.ir import Graph, Value
 
 _DIRECTIONS = {"forward": ("forward",), "reverse": ("reverse",), "bidirectional": ("forward", "reverse")}
 _X, _W, _R, _B, _SEQ_LENS, _H0, _C0, _P = range(8)
@@ -53,9 +59,43 @@ def _check_unsupported(ctx: OnnxNodeContext, op: str, steps: int | str) -> None:
                                "kcc's recurrent ops run every sequence for all steps (no per-sequence lengths)")
 
 
+# Ops that move or broadcast entries without changing them: zeros stay zeros.
+_ENTRY_PRESERVING = ("identity", "cast", "unsqueeze", "squeeze", "reshape", "reshape_to", "flatten", "transpose",
+                     "slice", "slice_to", "expand", "tile")
+
+
+def is_zeros(graph: Graph, v: Value) -> bool:
+    """Whether every entry of ``v`` is zero by construction (a zero constant or fill, moved or broadcast)."""
+    while True:
+        if v.is_const:
+            return not np.any(v.const)
+        node = graph.producer(v)
+        if node is None:
+            return False
+        if node.op == "fill_like":
+            return node.attrs["value"] == 0
+        if node.op == "mul":  # Expand of a zero to a known shape: zero * ones
+            a, b = node.inputs
+            return (is_zeros(graph, a) and _finite(graph, b)) or (is_zeros(graph, b) and _finite(graph, a))
+        if node.op not in _ENTRY_PRESERVING:
+            return False
+        v = node.inputs[0]
+
+
+def _finite(graph: Graph, v: Value) -> bool:
+    """Whether ``v`` is a constant or fill with no inf or NaN (so zero times it is zero)."""
+    node = graph.producer(v)
+    if node is not None and node.op == "fill_like":
+        return bool(np.isfinite(node.attrs["value"]))
+    return v.is_const and bool(np.all(np.isfinite(v.const)))
+
+
 def _state(ctx: OnnxNodeContext, i: int, layout: int, d: int) -> Value | None:
-    """Initial state input ``i`` of direction ``d`` as (N, H), or None when absent."""
+    """Initial state input ``i`` of direction ``d`` as (N, H), or None when absent or zeros."""
     if not ctx.has(i):
+        return None
+    if (isinstance(ctx.inputs[i], Value) and is_zeros(ctx.graph, ctx.inputs[i])) or \
+            (ctx.is_const(i) and not np.any(ctx.const(i))):
         return None
     if ctx.is_const(i):
         s = ctx.const(i)
