@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kcc.backends import STANDARD_PIPELINE, Target, register_target, separate_outputs
-from kcc.backends.keras import emit_math, emit_nn, emit_recurrent, emit_tensor  # noqa: F401  (fill the table)
+from kcc.backends import Target, register_target, separate_outputs, standard_pipeline
+from kcc.backends.keras import (  # noqa: F401  (fill the table)
+    emit_attention, emit_math, emit_nn, emit_recurrent, emit_shape, emit_tensor)
+from kcc.backends.keras.emit_shape import shape_only_nodes
 from kcc.backends.keras.context import KerasContext, emitter_for, supported_ops
 from kcc.errors import OptionError
 from kcc.extras import require
@@ -42,7 +44,7 @@ KERAS_LOWERING: tuple[Any, ...] = (
     "layout_channels_last",              # per tensor: channels-last or as in the IR (meta keras_layout)
 )
 PIPELINE: tuple[Any, ...] = tuple(
-    p for p in STANDARD_PIPELINE
+    p for p in standard_pipeline(("lower_attention",))   # attention's formula (keras.ops)
     if (p if isinstance(p, str) else p[0]) not in ("fold_batchnorm", "fuse_activation", "dce")) + KERAS_LOWERING
 
 OPTIONS: dict[str, Any] = {"keras_boundary_layout": "keras", "keras_trainable": True}
@@ -72,7 +74,10 @@ def emit_keras(graph: Graph, *, keras_boundary_layout: str = "keras", keras_trai
         t = keras.Input(batch_shape=shape, name=ctx.name(_input_name(v.name)), dtype=str(DTYPES[v.dtype]))
         ctx.put(v, t, perm)
         inputs.append(t)
+    skip = shape_only_nodes(graph)  # shape computations read statically by reshape_to/expand/slice_to
     for node in graph.nodes():
+        if node.name in skip:
+            continue
         ctx.node = node
         emitter_for(node, target)(ctx, node)
     ctx.node = None

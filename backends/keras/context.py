@@ -7,6 +7,15 @@ emitter the tensor in the permutation its Keras layer needs and inserts one
 otherwise; constants are simply transposed in numpy. The layout pass
 (passes/layout_channels_last.py) chooses the permutations so that these
 conversions are rare: ``ctx.permutes`` counts them.
+
+Dynamic dims. Keras's reshapes take at most one run-time dim besides the
+batch, so a value whose IR dim merges two dynamic ones (tf2onnx's ``(N*T, 8)``
+before a Dense, ``(2*N, T, 4)`` head batches) may also be held *refined*: a
+Keras tensor in IR data order whose axes split each IR dim into factors
+(``(N, T, 8)``, ``(N, 2, T, 4)``); ``ctx.refined`` keeps those, the emitters
+of emit_shape.py make and read them. ``ctx.dim_tensor(symbol)`` is a 1-D
+Keras tensor whose length is a symbolic dim at run time (a slice of a tensor
+that has that dim), from which the shape ops build their run-time values.
 """
 from __future__ import annotations
 
@@ -59,6 +68,9 @@ class KerasContext:
         # Graph output value -> its reserved Keras layer name (set by the emitter).
         self.output_names: dict[str, str] = {}
         self.node: Node | None = None
+        # Value name -> (Keras tensor in IR data order, its shape: IR dims split into factors).
+        self.refined: dict[str, tuple[Any, tuple]] = {}
+        self._dims: dict[str, Any] = {}
 
     # ------------------------------------------------------------- layouts
     def perm(self, v: Value) -> tuple[int, ...]:
@@ -92,6 +104,8 @@ class KerasContext:
                 arr = arr.reshape((1,) * (rank - arr.ndim) + arr.shape)
             perm = tuple(range(arr.ndim)) if perm is None else tuple(perm)
             return np.ascontiguousarray(np.transpose(arr, perm))
+        if v.name not in self._held and v.name in self.refined:
+            self._materialize(v)
         if v.name not in self._held:
             raise ConversionError(f"{v.name} is read before it is made (a kcc bug in the Keras backend)")
         if rank is not None and v.rank < rank:
@@ -107,6 +121,46 @@ class KerasContext:
             q = tuple(inverse(held)[p] for p in perm)
             self._tensors[key] = self.transpose(src, q)
         return self._tensors[key]
+
+    def _materialize(self, v: Value) -> None:
+        """Reshape a refined-only value to its IR shape, when Keras can (at most one run-time dim)."""
+        t, _ = self.refined[v.name]
+        dynamic = [i for i, d in enumerate(v.shape) if not isinstance(d, int)]
+        if len(dynamic) > 1:
+            node = self.node
+            where = f"node {node.name} ({node.op}) from {node.origin!r}" if node is not None else v.name
+            raise UnsupportedOpError(
+                f"{where}: needs {v.name} of shape {v.shape} as one tensor, and Keras cannot reshape to "
+                f"{len(dynamic)} run-time dims; target {self.target!r} cannot express it. Fix the dynamic axes "
+                "(input_name_shape_dict) or convert to 'onnx' or 'coreml' instead.")
+        shape = tuple(-1 if not isinstance(d, int) else d for d in v.shape)
+        self.put(v, self.ops.reshape(t, shape), self.ident(v))
+
+    def dim_tensor(self, dim: Any) -> Any | None:
+        """A 1-D Keras tensor whose run-time length is the symbolic ``dim`` (None when no tensor has it).
+
+        Found on an axis of a tensor made so far (graph inputs first) as ``t[0, .., :, .., 0]``.
+        """
+        if dim in self._dims:
+            return self._dims[dim]
+        candidates = [(name, perm) for name, perm in self._held.items()]
+        inputs = {v.name for v in self.graph.inputs}
+        candidates.sort(key=lambda c: c[0] not in inputs)
+        for name, perm in candidates:
+            v = self.graph.value(name)
+            if dim not in v.shape:
+                continue
+            t = self._tensors[(name, perm)]
+            axis = perm.index(v.shape.index(dim))
+            index = tuple(slice(None) if i == axis else 0 for i in range(v.rank))
+            self._dims[dim] = t[index]
+            return self._dims[dim]
+        for name, (t, atoms) in self.refined.items():
+            if dim in atoms:
+                index = tuple(slice(None) if i == atoms.index(dim) else 0 for i in range(len(atoms)))
+                self._dims[dim] = t[index]
+                return self._dims[dim]
+        return None
 
     def transpose(self, tensor: Any, q: tuple[int, ...]) -> Any:
         """Move axes of a Keras tensor: nothing, a Permute layer, or keras.ops.transpose (batch moves)."""

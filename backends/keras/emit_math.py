@@ -29,6 +29,7 @@ UNARY_OPS: dict[str, str] = {
     "neg": "negative", "abs": "absolute", "sqrt": "sqrt", "rsqrt": "rsqrt", "square": "square", "log": "log",
     "sin": "sin", "cos": "cos", "tan": "tan", "atan": "arctan", "erf": "erf", "floor": "floor", "ceil": "ceil", "round": "round",
     "sign": "sign", "is_inf": "isinf", "is_nan": "isnan", "logical_not": "logical_not",
+    "asin": "arcsin", "acos": "arccos", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
 }
 
 BINARY_OPS: dict[str, str] = {
@@ -41,6 +42,21 @@ BINARY_OPS: dict[str, str] = {
 # Binary ops with a Keras merge layer (two tensors of one shape).
 MERGE_LAYERS: dict[str, str] = {"add": "Add", "sub": "Subtract", "mul": "Multiply", "max": "Maximum",
                                 "min": "Minimum"}
+
+
+def broadcast_add(ctx: KerasContext, a: Any, b: Any) -> Any:
+    """a + b for operands of different shapes, as ``a - (-b)`` (exactly the same numbers, signed zeros too).
+
+    keras.ops.add on TensorFlow (Keras 3.15, ``backend/tensorflow/numpy.py``) turns
+    an add whose second operand has one non-1 dim into ``tf.nn.bias_add`` along the
+    first operand's LAST (or second) axis whenever that dim's size matches, whatever
+    axis it is on: (3, 1, 9) + (1, 9, 1) comes out (3, 1, 9). subtract has no such case.
+    """
+    if isinstance(b, np.ndarray):
+        return ctx.ops.subtract(a, -b)
+    if isinstance(a, np.ndarray):
+        return ctx.ops.subtract(b, -a)
+    return ctx.ops.subtract(a, ctx.ops.negative(b))
 
 
 def operand(ctx: KerasContext, v: Value | None, out: Value) -> Any:
@@ -91,7 +107,10 @@ def _register_binary(op: str, fn: str) -> None:
             ctx.put(y, layer([ctx.get(a, ctx.perm(y)), ctx.get(b, ctx.perm(y))]))
             return
         ta, tb = operand(ctx, a, y), operand(ctx, b, y)
-        if not isinstance(ta, (float, int, bool)) or not isinstance(tb, (float, int, bool)):
+        if op == "add" and a.shape != b.shape and not isinstance(ta, (float, int, bool)) \
+                and not isinstance(tb, (float, int, bool)) and y.dtype.startswith("f"):
+            ctx.put(y, broadcast_add(ctx, ta, tb))
+        elif not isinstance(ta, (float, int, bool)) or not isinstance(tb, (float, int, bool)):
             ctx.put(y, getattr(ctx.ops, fn)(ta, tb))
         else:
             ctx.fail(node, "both operands are constants (constant folding should have removed it)")

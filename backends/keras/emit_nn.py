@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kcc.backends.keras.context import KerasContext, keras_emitter
+from kcc.backends.keras.emit_shape import dense_refined, is_refined
 from kcc.ir import Node
 from kcc.ops.shapes import same_pads
 
@@ -150,6 +151,8 @@ def _dense(ctx: KerasContext, node: Node) -> None:
     b = ctx.weight(node, 2, "bias")
     layer = ctx.layers.Dense(w.shape[1], activation=_activation(node), use_bias=b is not None, name=ctx.name(),
                              trainable=ctx.trainable)
+    if is_refined(ctx, x) and dense_refined(ctx, node, layer, [w] + ([b] if b is not None else [])):
+        return
     ctx.put(y, ctx.call(layer, ctx.get(x, ctx.cl(x)), [w] + ([b] if b is not None else [])), ctx.cl(y))
 
 

@@ -82,3 +82,56 @@ def _emit(ctx: KerasContext, node: Node) -> None:
 
 for _op in _LAYERS:
     keras_emitter(_op)(_emit)
+
+
+@keras_emitter("conv_lstm")
+def _conv_lstm(ctx: KerasContext, node: Node) -> None:
+    """conv_lstm -> ConvLSTM1D/2D/3D: x (T, N, C, *S) is held (N, T, *S, C); kernels (4F, C, *K) -> (*K, C, 4F).
+
+    Gates i o f c -> Keras's i f c o, as for lstm; Keras has no recurrent bias, nor does the IR op.
+    The input conv's padding must be TensorFlow's 'same' or none ('valid'), as Keras's layers take.
+    """
+    from kcc.ops.shapes import same_pads
+
+    x, y = node.inputs[0], node.outputs[0]
+    w, r = ctx.weight(node, 1, "input kernel"), ctx.weight(node, 2, "recurrent kernel")
+    b = ctx.weight(node, 3, "bias")
+    n = w.ndim - 2
+    filters = r.shape[1]
+    order = _GATE_ORDER["lstm"]
+    spatial_k = tuple(range(2, 2 + n))
+    kernel = _gates(w, 4, order).transpose(spatial_k + (1, 0))
+    recurrent = _gates(r, 4, order).transpose(spatial_k + (1, 0))
+    bias = np.zeros(4 * filters, np.float32) if b is None else _gates(b, 4, order)
+    ksize = tuple(int(k) for k in w.shape[2:])
+    strides = node.attrs["strides"] or (1,) * n
+    dilations = node.attrs["dilations"] or (1,) * n
+    pads = node.attrs["pads"] or (0,) * (2 * n)
+    if node.attrs["auto_pad"] == "same":
+        padding = "same"
+    elif not any(pads):
+        padding = "valid"
+    elif all(isinstance(d, int) for d in x.shape[3:]) and all(
+            same_pads(int(x.shape[3 + i]), ksize[i], strides[i], dilations[i]) == (pads[i], pads[i + n])
+            for i in range(n)):
+        padding = "same"
+    else:
+        ctx.fail(node, f"a ConvLSTM whose input padding {pads} is neither 'same' nor 'valid'")
+    given = [node.inputs[s] for s in range(4, len(node.inputs))]
+    if any(v is not None for v in given):
+        ctx.fail(node, "a ConvLSTM with initial states")
+    layer = getattr(ctx.layers, f"ConvLSTM{n}D")(
+        filters, ksize, strides=strides, padding=padding, dilation_rate=dilations,
+        activation=_activation(ctx, node, "activation"),
+        recurrent_activation=_activation(ctx, node, "recurrent_activation"), return_sequences=True,
+        return_state=True, go_backwards=node.attrs["direction"] == "reverse", name=ctx.name(),
+        trainable=ctx.trainable)
+    seq_perm = (1, 0) + tuple(range(3, 3 + n)) + (2,)  # (T, N, C, *S) -> (N, T, *S, C)
+    outs = layer(ctx.get(x, seq_perm))
+    layer.set_weights([kernel, recurrent, bias])
+    ys = outs[0]
+    if node.attrs["direction"] == "reverse":
+        ys = ctx.ops.flip(ys, axis=1)
+    ctx.put(y, ys, seq_perm)
+    for v, t in zip(node.outputs[1:], outs[1:]):
+        ctx.put(v, t, (0,) + tuple(range(2, 2 + n)) + (1,))

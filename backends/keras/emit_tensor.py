@@ -1,5 +1,8 @@
 """Keras emitters for ops that move data: transpose, reshape, flatten, squeeze/unsqueeze, concat, split, slice, pad, tile, matmul.
 
+A matmul by a constant matrix (a rank > 2 input: the IR's dense contracts axis 1,
+so lower_keras_dense leaves it) is a bias-free Dense, so the matrix is trainable.
+
 ``transpose`` composes the IR permutation with the layouts of its input and
 output: when the layout pass made it the identity on Keras tensors (tf2onnx's
 NCHW<->NHWC pairs) it emits nothing. Reshapes keep the batch axis with Keras's
@@ -8,52 +11,36 @@ order is the IR's (context.get inserts the one Permute when it is not).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from kcc.backends.keras.context import KerasContext, inverse, keras_emitter
-from kcc.ir import Node, Value
-from kcc.passes.layout_channels_last import order_preserving
-
-
-def _dims(shape: tuple) -> tuple[int, ...]:
-    return tuple(-1 if isinstance(d, str) else int(d) for d in shape)
-
-
-def _in_data_order(ctx: KerasContext, v: Value) -> tuple[tuple[int, ...], Any]:
-    """``v`` held so that its row-major data is in IR order: its own layout when that moves only 1-axes."""
-    perm = ctx.perm(v)
-    if not order_preserving(v.shape, perm):
-        perm = ctx.ident(v)
-    return perm, ctx.get(v, perm)
-
-
-def reshape_to(ctx: KerasContext, node: Node, x: Value, y: Value) -> None:
-    """Reshape ``x`` to ``y``'s shape in ``y``'s layout (data order is preserved by both layouts)."""
-    _, t = _in_data_order(ctx, x)
-    out_perm = ctx.perm(y) if order_preserving(y.shape, ctx.perm(y)) else ctx.ident(y)
-    shape = tuple(y.shape[p] for p in out_perm)
-    if tuple(t.shape[1:]) == tuple(None if isinstance(d, str) else d for d in shape[1:]) \
-            and x.shape[0] == y.shape[0]:
-        ctx.put(y, t, out_perm)  # the Keras tensor already has this shape: no layer
-        return
-    if y.rank >= 1 and x.rank >= 1 and x.shape[0] == y.shape[0] and isinstance(y.shape[0], str) \
-            and sum(isinstance(d, str) for d in shape[1:]) <= 1:
-        t = ctx.layers.Reshape(_dims(shape[1:]), name=ctx.name())(t)
-    else:
-        t = ctx.ops.reshape(t, _dims(shape))
-    ctx.put(y, t, out_perm)
+from kcc.backends.keras.emit_shape import (in_data_order, is_refined, matmul_refined, put_atoms, reshape_dynamic,
+                                           reshape_to, static_reshape_ok, transpose_refined)
+from kcc.ir import Node
 
 
 @keras_emitter("reshape", "squeeze", "unsqueeze")
 def _reshape(ctx: KerasContext, node: Node) -> None:
-    reshape_to(ctx, node, node.inputs[0], node.output)
+    x, y = node.inputs[0], node.output
+    if (is_refined(ctx, x) or not static_reshape_ok(x, y)) and reshape_dynamic(ctx, node, x, y):
+        return
+    if node.op in ("squeeze", "unsqueeze") and not static_reshape_ok(x, y):
+        # Size-1 axes only: squeeze / expand_dims work whatever the run-time dims are.
+        t = ctx.get(x, ctx.ident(x))
+        axes = tuple(a % (y.rank if node.op == "unsqueeze" else x.rank) for a in node.attrs["axes"])
+        if node.op == "squeeze":
+            t = ctx.ops.squeeze(t, axis=axes)
+        else:
+            for a in sorted(axes):
+                t = ctx.ops.expand_dims(t, a)
+        ctx.put(y, t, ctx.ident(y))
+        return
+    reshape_to(ctx, node, x, y)
 
 
 @keras_emitter("flatten")
 def _flatten(ctx: KerasContext, node: Node) -> None:
     x, y = node.inputs[0], node.output
-    if node.attrs["axis"] == 1 and isinstance(x.shape[0], str):
-        _, t = _in_data_order(ctx, x)
+    if node.attrs["axis"] == 1 and isinstance(x.shape[0], str) and not is_refined(ctx, x):
+        _, t = in_data_order(ctx, x)
         ctx.put(y, ctx.layers.Flatten(name=ctx.name())(t), ctx.ident(y))
     else:
         reshape_to(ctx, node, x, y)
@@ -62,6 +49,8 @@ def _flatten(ctx: KerasContext, node: Node) -> None:
 @keras_emitter("transpose")
 def _transpose(ctx: KerasContext, node: Node) -> None:
     x, y = node.inputs[0], node.output
+    if is_refined(ctx, x):
+        return transpose_refined(ctx, node)
     lin, lout = ctx.perm(x), ctx.perm(y)
     p = node.attrs["perm"]
     q = tuple(inverse(lin)[p[i]] for i in lout)
@@ -135,6 +124,19 @@ def _tile(ctx: KerasContext, node: Node) -> None:
 def _matmul(ctx: KerasContext, node: Node) -> None:
     a, b = node.inputs
     y = node.output
+    if b.is_const and b.rank == 2 and not a.is_const and a.rank >= 2 and b.dtype.startswith("f"):
+        # x @ W with a constant matrix on the last axis: a Dense without bias, so W is a trainable variable.
+        layer = ctx.layers.Dense(b.shape[1], use_bias=False, name=ctx.name(), trainable=ctx.trainable)
+        if is_refined(ctx, a):
+            t, atoms = ctx.refined[a.name]
+            if atoms[-1] == a.shape[-1]:
+                out = ctx.call(layer, t, [ctx.weight(node, 1, "matrix")])
+                put_atoms(ctx, y, out, tuple(atoms[:-1]) + (b.shape[1],))
+                return
+        ctx.put(y, ctx.call(layer, ctx.get(a, ctx.ident(a)), [ctx.weight(node, 1, "matrix")]), ctx.ident(y))
+        return
+    if (is_refined(ctx, a) or is_refined(ctx, b)) and matmul_refined(ctx, node):
+        return
     ta = ctx.get(a, ctx.ident(a))
     tb = ctx.get(b, ctx.ident(b))
     ctx.put(y, ctx.ops.matmul(ta, tb), ctx.ident(y))
