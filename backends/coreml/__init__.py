@@ -5,7 +5,7 @@ layers through the table in context.py (filled by the emit_* modules), weights
 go in as bytes. The boundary is channels-first (the IR's layout), so a Keras
 ``(N, 28, 28, 1)`` input is a Core ML ``(1, 28, 28)`` input or a 28x28 image.
 
-The target's pipeline is ``STANDARD_PIPELINE + COREML_LOWERING``: the Core ML
+The target's pipeline is ``standard_pipeline(("lower_attention",)) + COREML_LOWERING``: the Core ML
 lowering passes (passes/lower_coreml_*.py) rewrite IR ops NeuralNetwork has no
 layer for into ops it has, so that each emitter maps one IR op to one layer.
 
@@ -19,21 +19,27 @@ batch 1. Sequences ``(N, F, T)`` hold a unit H axis in the rank-5 layout
 """
 from __future__ import annotations
 
+import gc
 import logging
+from pathlib import Path
 from typing import Any
 
-from kcc.backends import STANDARD_PIPELINE, Target, boundary_names, register_target, separate_outputs
+import numpy as np
+
+from kcc.backends import Target, boundary_names, register_target, separate_outputs, standard_pipeline
 from kcc.backends.coreml import (  # noqa: F401  (fill the table)
     custom, emit_activation, emit_index, emit_logic, emit_math, emit_nn, emit_norm, emit_recurrent,
     emit_resize, emit_shape, emit_tensor)
 from kcc.backends.coreml.context import EMITTERS, CoremlContext, Requirement, origin_of
 from kcc.backends.coreml.flexible import BATCH, ShapePlan, first_difference, plan_batch, plan_shapes
 from kcc.backends.coreml.layout import BlobLayout, plan_layout
-from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs
+from kcc.backends.coreml.interface import add_inputs, add_metadata, add_outputs, with_source_classifier
 from kcc.backends.coreml.options import DEFAULTS, CoremlOptions, add_cli_arguments, options_from_cli, parse_options
 from kcc.backends.coreml.size_limit import check_neuralnetwork_size
 from kcc.backends.coreml.spec_version import ND_VERSION, lowest_version, os_name
 from kcc.backends.coreml.updatable import make_updatable
+from kcc.backends.coreml.writer import weight_marker, write_spec
+from kcc.files import write_atomic
 from kcc.coreml import proto
 from kcc.errors import ConversionError, KccError
 from kcc.ir import Graph
@@ -57,14 +63,16 @@ COREML_LOWERING: tuple[str, ...] = (
     "lower_coreml_activations",
     "dce",
 )
-PIPELINE = STANDARD_PIPELINE + COREML_LOWERING
+# attention's formula, before the layout passes (its transposes merge there).
+EARLY_LOWERING: tuple[str, ...] = ("lower_attention",)
+PIPELINE = standard_pipeline(EARLY_LOWERING) + COREML_LOWERING
 
 
 def supported_ops() -> list[str]:
     """IR ops the target compiles: those with an emitter and those the lowering rewrites."""
     import kcc.passes  # noqa: F401  (registers every pass)
 
-    lowered = {rule.root_op for name in COREML_LOWERING for rule in getattr(PASSES[name], "rules", [])}
+    lowered = {rule.root_op for name in EARLY_LOWERING + COREML_LOWERING for rule in getattr(PASSES[name], "rules", [])}
     return sorted(set(EMITTERS.names()) | lowered)
 
 
@@ -78,15 +86,15 @@ def _network(spec: Any, opts: CoremlOptions) -> Any:
 
 
 def _emit_network(graph: Graph, opts: CoremlOptions, layout: BlobLayout, sizes: dict[str, int],
-                  dynamic: set[str]) -> tuple[Any, Any, CoremlContext]:
+                  dynamic: set[str], holes: list | None = None) -> tuple[Any, Any, CoremlContext]:
     """The spec with its network's layers written for the input sizes ``sizes`` (no interface yet);
-    the symbols in ``dynamic`` may vary."""
+    the symbols in ``dynamic`` may vary. With ``holes``, large weights are left out (writer.py)."""
     spec = proto.module("Model_pb2").Model()
     network = _network(spec, opts)
     network.SetInParent()
     names = _blob_names(graph)
     ctx = CoremlContext(graph, network, nd=layout.nd, float16=opts.float16, names=names,
-                        seq=set(layout.sequences), sizes=dict(sizes), dynamic=set(dynamic))
+                        seq=set(layout.sequences), sizes=dict(sizes), dynamic=set(dynamic), holes=holes)
     ctx._taken.reserve(names.values())
     for node in graph.nodes():
         ctx.run(node)
@@ -94,19 +102,22 @@ def _emit_network(graph: Graph, opts: CoremlOptions, layout: BlobLayout, sizes: 
 
 
 def _flexible_network(graph: Graph, opts: CoremlOptions, layout: BlobLayout,
-                      plan: ShapePlan) -> tuple[Any, Any, CoremlContext]:
+                      plan: ShapePlan, holes: list | None = None) -> tuple[Any, Any, CoremlContext]:
     """The network written for the plan's default sizes; drops from ``plan.flexible`` the axes the
     layers depend on (flexible.py): the batch stays 1, any other such axis is a ConversionError
-    naming the layer."""
+    naming the layer. Given ``holes`` (writer.py), the large weights of the writing returned are
+    left out and put there; two writings are then compared with their left-out weights too."""
     def write() -> tuple[Any, Any, CoremlContext]:
-        return _emit_network(graph, opts, layout, plan.sizes, set(plan.flexible))
+        return _emit_network(graph, opts, layout, plan.sizes, set(plan.flexible),
+                             [] if holes is not None else None)
 
     def difference(ctx: CoremlContext, symbols: list[str]) -> str | None:
         try:
-            _, other, _ = _emit_network(graph, opts, layout, plan.moved(symbols), set(plan.flexible))
+            _, other, other_ctx = _emit_network(graph, opts, layout, plan.moved(symbols), set(plan.flexible),
+                                                [] if ctx.holes is not None else None)
         except KccError as e:
             return f"writing the layers for other sizes fails ({e})"
-        where = first_difference(ctx.network, other)
+        where = first_difference(ctx.network, other) or _weight_difference(ctx, other_ctx)
         if where is None:
             return None
         node = next((n for n, layers in ctx.layers_of.items() if any(lyr.name == where[0] for lyr in layers)), None)
@@ -115,30 +126,44 @@ def _flexible_network(graph: Graph, opts: CoremlOptions, layout: BlobLayout,
 
     written = write()
     symbols = list(plan.flexible)
-    if not symbols or difference(written[2], symbols) is None:
-        return written
-    if BATCH in plan.flexible and difference(written[2], [BATCH]) is not None:
-        plan.fix(BATCH)     # the batch stays 1, as declared before flexible shapes
-        written = write()
-    rest = [s for s in plan.flexible if s != BATCH]
-    where = difference(written[2], rest) if rest else None
-    if where is not None:
-        raise ConversionError(
-            f"Core ML: {where} depends on the size of the dynamic input axes {rest}, so the model cannot "
-            f"declare flexible input shapes. Give the inputs fixed shapes with input_name_shape_dict "
-            f"(a dict from input name to shape).")
+    if symbols and difference(written[2], symbols) is not None:
+        if BATCH in plan.flexible and difference(written[2], [BATCH]) is not None:
+            plan.fix(BATCH)     # the batch stays 1, as declared before flexible shapes
+            written = write()
+        rest = [s for s in plan.flexible if s != BATCH]
+        where = difference(written[2], rest) if rest else None
+        if where is not None:
+            raise ConversionError(
+                f"Core ML: {where} depends on the size of the dynamic input axes {rest}, so the model cannot "
+                f"declare flexible input shapes. Give the inputs fixed shapes with input_name_shape_dict "
+                f"(a dict from input name to shape).")
+    if holes is not None:
+        holes[:] = written[2].holes
     return written
 
 
-def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> Any:
+def _weight_difference(a: CoremlContext, b: CoremlContext) -> tuple[str, str] | None:
+    """(name, type) of the first layer whose left-out weights differ between two writings whose
+    layers are otherwise equal (writer.py's markers number the weights in order); None if none."""
+    for i, (x, y) in enumerate(zip(a.holes or [], b.holes or [])):
+        if x.shape != y.shape or not np.array_equal(x, y):
+            layer = next(lyr for lyr in a.network.layers if weight_marker(i) in lyr.SerializeToString())
+            return layer.name, layer.WhichOneof("layer")
+    return None
+
+
+def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False, holes: list | None = None) -> Any:
     """The ``Model_pb2.Model`` for ``graph``: layers, interface, metadata, updates, spec version.
 
     ``graph`` has been through the target's pipeline (at least ``COREML_LOWERING``).
     The layout analysis picks rank 5 or ND once; ``force_nd`` picks ND (tests use
     it to exercise every ND emitter). Dynamic input axes become flexible shapes
-    (flexible.py); the layers are written for their default sizes.
+    (flexible.py); the layers are written for their default sizes. Given a list
+    ``holes``, large weights may be left out of the spec and appended there, for
+    ``writer.write_spec`` (``write_coreml``).
     """
     check_neuralnetwork_size(graph, float16=opts.float16)     # one protobuf: 2 GB at most
+    opts = with_source_classifier(graph, opts)                # a Core ML source's labels, unless overridden
     separate_outputs(graph)
     plan = plan_shapes(graph)
     layout = plan_layout(graph, force_nd=force_nd, sizes=plan.sizes)
@@ -149,7 +174,7 @@ def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> 
             f"{os_name(ND_VERSION)} or change the layer.")
     if layout.nd:
         plan_batch(graph, plan)     # the rank-5 layout's batch axis is implicit: any batch runs
-    spec, network, ctx = _flexible_network(graph, opts, layout, plan)
+    spec, network, ctx = _flexible_network(graph, opts, layout, plan, holes)
     ctx.flexible = plan.flexible
     add_inputs(ctx, spec, network, graph, opts)     # declared shapes depend on the layout too
     add_outputs(ctx, spec, network, graph, opts)
@@ -158,7 +183,7 @@ def build_spec(graph: Graph, opts: CoremlOptions, *, force_nd: bool = False) -> 
         network.arrayInputShapeMapping = NeuralNetwork_pb2.EXACT_ARRAY_MAPPING
         network.imageInputShapeMapping = NeuralNetwork_pb2.RANK4_IMAGE_MAPPING
         ctx.requirements.append(Requirement(ND_VERSION, layout.describe()))
-    add_metadata(spec, opts)
+    add_metadata(spec, opts, graph)
     if opts.float16:
         ctx.require(2, None, "float16 weights (model_precision='float16')")
     if opts.respect_trainable:
@@ -177,6 +202,20 @@ def emit_coreml(graph: Graph, options: dict[str, Any]) -> Any:
 def serialize_coreml(graph: Graph, options: dict[str, Any]) -> bytes:
     """The ``.mlmodel`` bytes of ``graph``, built without importing coremltools."""
     return build_spec(graph, parse_options(options)).SerializeToString()
+
+
+def write_coreml(graph: Graph, options: dict[str, Any], path: Path) -> list[Path]:
+    """Write ``graph`` as the ``.mlmodel`` file ``path``, the large weights streamed from arrays
+    rather than held in the spec (writer.py); the same bytes as ``serialize_coreml``."""
+    gc.collect()  # arrays the passes replaced may sit in reference cycles: free them before emitting
+    holes: list = []
+    spec = build_spec(graph, parse_options(options), holes=holes)
+    return write_atomic(path, [path.name], lambda work: _write_file(work / path.name, spec, holes))
+
+
+def _write_file(path: Path, spec: Any, holes: list) -> None:
+    with open(path, "wb") as f:
+        write_spec(spec, holes, f)
 
 
 def to_mlmodel(spec: Any) -> Any:
@@ -199,6 +238,7 @@ TARGET = register_target(Target(
     pipeline=PIPELINE,
     emit=emit_coreml,
     serialize=serialize_coreml,
+    write=write_coreml,
     default_boundary="channels_first",
     options=dict(DEFAULTS),
     suffix=".mlmodel",
@@ -206,4 +246,4 @@ TARGET = register_target(Target(
     options_from_cli=options_from_cli,
 ))
 
-__all__ = ["emit_coreml", "build_spec", "supported_ops", "TARGET", "PIPELINE", "COREML_LOWERING"]
+__all__ = ["emit_coreml", "build_spec", "write_coreml", "supported_ops", "TARGET", "PIPELINE", "COREML_LOWERING"]

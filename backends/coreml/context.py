@@ -30,6 +30,8 @@ import numpy as np
 
 from kcc.backends import UniqueNames
 from kcc.backends.coreml.concrete import ConcreteShapes
+from kcc.backends.coreml.writer import defer_weights
+from kcc.backends.proto_stream import varint
 from kcc.errors import ConversionError, IRError, UnsupportedOpError
 from kcc.ir import Graph, Node, Value
 from kcc.table import Table
@@ -77,15 +79,6 @@ class Requirement:
 
 
 # ---------------------------------------------------------------- weights
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def set_weights(params: Any, array: np.ndarray, float16: bool = False) -> None:
     """Fill a ``WeightParams`` from an array, row-major, without a Python loop.
 
@@ -99,7 +92,7 @@ def set_weights(params: Any, array: np.ndarray, float16: bool = False) -> None:
         params.float16Value = flat.astype("<f2").tobytes()
     elif flat.size:
         raw = flat.tobytes()
-        params.MergeFromString(b"\x0a" + _varint(len(raw)) + raw)
+        params.MergeFromString(b"\x0a" + varint(len(raw)) + raw)
 
 
 # ---------------------------------------------------------------- context
@@ -123,6 +116,9 @@ class CoremlContext:
     dynamic: set[str] = field(default_factory=set)
     # input symbol -> the sizes its axis accepts (flexible.AxisSizes), for the declarations
     flexible: dict[str, Any] = field(default_factory=dict)
+    # When set, large weights are left out of the spec and kept here, to be streamed to the
+    # file (writer.py; the CLI's path); None: every weight goes into the spec.
+    holes: list[np.ndarray] | None = None
     _shapes: ConcreteShapes | None = None
     _current: Node | None = None
 
@@ -166,7 +162,11 @@ class CoremlContext:
         return self.fresh(f"{base}_{hint}")
 
     def weights(self, params: Any, array: np.ndarray) -> None:
-        set_weights(params, array, self.float16)
+        self._set_weights(params, array, self.float16)
+
+    def _set_weights(self, params: Any, array: np.ndarray, float16: bool) -> None:
+        if self.holes is None or not defer_weights(params, array, float16, self.holes):
+            set_weights(params, array, float16)
 
     # -- requirements
     def require(self, version: int, node: Node | None, why: str) -> None:
@@ -238,7 +238,7 @@ class CoremlContext:
             _, p = self.layer("loadConstantND", [], blob, name=blob)
             shape = arr.shape or (1,)
             p.shape.extend(int(s) for s in shape)
-            set_weights(p.data, arr.reshape(shape))
+            self._set_weights(p.data, arr.reshape(shape), False)
             self.require(4, self._current, "loadConstantND")
         else:
             shape = chw if chw is not None else const_chw(arr)
@@ -246,7 +246,7 @@ class CoremlContext:
                 raise layout_bug(self._current, f"a constant of shape {arr.shape} has no CHW form")
             _, p = self.layer("loadConstant", [], blob, name=blob)
             p.shape.extend(int(s) for s in shape)
-            set_weights(p.data, arr.reshape(shape))
+            self._set_weights(p.data, arr.reshape(shape), False)
         return blob
 
     def _emit_constant(self, v: Value) -> None:

@@ -16,6 +16,7 @@ returns has the computed shape.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from kcc.backends.coreml.context import CoremlContext
@@ -80,13 +81,26 @@ def add_inputs(ctx: CoremlContext, spec: Any, network: Any, graph: Graph, opts: 
     if unknown:
         raise OptionError(f"image_input_names names {unknown}, but the model's inputs are {names} "
                           f"(rename them with input_names)")
+    # Without the option, a Core ML source's image inputs stay images: the IR input holds its RGB (or gray)
+    # pixels and the source's preprocessing is IR ops after it, so the image is declared with no scaler.
+    images = opts.image_input_names or [n for n in graph.meta.get("image_inputs", {}) if n in names]
     for v in graph.inputs:
         feature = spec.description.input.add()
         feature.name = v.name
-        if v.name in opts.image_input_names:
+        if v.name in images:
             _image_feature(ctx, spec, network, feature, v, opts)
         else:
             _array_feature(ctx, feature, v, flexible=True)
+
+
+def with_source_classifier(graph: Graph, opts: CoremlOptions) -> CoremlOptions:
+    """``opts`` with a Core ML source's classifier (``graph.classifier``: labels, label and probabilities
+    output names) when no ``class_labels`` option overrides it, so a re-emitted classifier stays one."""
+    c = graph.classifier
+    if opts.class_labels is not None or c is None:
+        return opts
+    return replace(opts, class_labels=list(c.labels), predicted_feature_name=c.label_output,
+                   predicted_probabilities_output=c.probabilities_output)
 
 
 def add_outputs(ctx: CoremlContext, spec: Any, network: Any, graph: Graph, opts: CoremlOptions) -> None:
@@ -124,8 +138,18 @@ def add_outputs(ctx: CoremlContext, spec: Any, network: Any, graph: Graph, opts:
     (network.int64ClassLabels if isinstance(labels[0], int) else network.stringClassLabels).vector.extend(labels)
 
 
-def add_metadata(spec: Any, opts: CoremlOptions) -> None:
+# graph.metadata (a Core ML source's, set by its frontend) -> the Core ML field; other keys are userDefined.
+_SOURCE_METADATA = {"author": "author", "license": "license", "description": "shortDescription",
+                    "version": "versionString"}
+
+
+def add_metadata(spec: Any, opts: CoremlOptions, graph: Graph | None = None) -> None:
     meta = spec.description.metadata
+    for key, value in (graph.metadata if graph is not None else {}).items():   # the options override these
+        if key in _SOURCE_METADATA:
+            setattr(meta, _SOURCE_METADATA[key], value)
+        else:
+            meta.userDefined[key] = value
     fields = {"author": "author", "license": "license", "short_description": "shortDescription",
               "version": "versionString"}
     for key, value in opts.metadata.items():

@@ -134,7 +134,8 @@ UNARY: dict[str, UnaryRow] = {r.ir: r for r in (
 )}
 
 # IR op -> the specification-4 layer of the same meaning (no parameters).
-MATH_LAYERS: dict[str, str] = {op: op for op in ("sin", "cos", "tan", "atan", "erf", "floor", "ceil", "sign")}
+MATH_LAYERS: dict[str, str] = {op: op for op in ("sin", "cos", "tan", "atan", "erf", "floor", "ceil", "sign",
+                                                 "asin", "acos", "asinh", "acosh", "atanh")}
 MATH_LAYERS_VERSION = 4
 
 # IR binary op -> the specification-4 layer with numpy broadcasting (two inputs).

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from kcc.backends.coreml import COREML_LOWERING, build_spec, supported_ops  # noqa: E402
+from kcc.backends.coreml import COREML_LOWERING, EARLY_LOWERING, build_spec, supported_ops  # noqa: E402
 from kcc.backends.coreml.options import parse_options  # noqa: E402
 from kcc.builder import GraphBuilder  # noqa: E402
 from kcc.coreml import predict  # noqa: E402
@@ -50,6 +50,10 @@ for _name in ("relu", "sigmoid", "tanh", "softsign", "softplus", "selu", "silu",
 for _name in ("log", "sqrt", "rsqrt", "reciprocal"):
     case(_name, lambda op, x, n=_name: getattr(op, n)(x), kind="positive")
 case("round", lambda op, x: op.round(op.mul(x, op.const(np.float32(3.3)))))
+for _name in ("asin", "acos", "atanh"):   # inside their domain (-1, 1)
+    case(_name, lambda op, x, n=_name: getattr(op, n)(op.tanh(x)))
+case("asinh", lambda op, x: op.asinh(x))
+case("acosh", lambda op, x: op.acosh(op.add(op.square(x), op.const(np.float32(1.0)))))
 case("leaky_relu", lambda op, x: op.leaky_relu(x, alpha=0.3))
 case("elu", lambda op, x: op.elu(x, alpha=0.5))
 case("thresholded_relu", lambda op, x: op.thresholded_relu(x, alpha=0.2))
@@ -111,6 +115,13 @@ case("batch_norm-rank5", lambda op, x: op.batch_norm(x, *(op.const(w(2, positive
      [(2, 3, 3, 3)])
 case("matmul", lambda op, x: op.matmul(x, op.const(w(5, 2))), [(4, 5)])
 case("matmul-two", lambda op, x, y: op.matmul(x, y), [(3, 4, 5), (3, 5, 2)])
+# attention is lowered (EARLY_LOWERING) to matmuls and a softmax: 4 query heads over
+# 2 key/value heads, 5 queries, 6 keys, head dims 3 and 7; the bias hides keys 1 and 4.
+_MASK = np.zeros((1, 1, 5, 6), np.float32)
+_MASK[..., [1, 4]] = -1e9
+case("attention", lambda op, q, k, v: op.attention(q, k, v, scale=0.5), [(4, 5, 3), (2, 6, 3), (2, 6, 7)])
+case("attention-bias", lambda op, q, k, v: op.attention(q, k, v, op.const(_MASK), scale=0.4),
+     [(4, 5, 3), (2, 6, 3), (2, 6, 7)])
 case("flatten", lambda op, x: op.flatten(x, axis=1))
 case("flatten-keras-order", lambda op, x: op.flatten(op.transpose(x, perm=(0, 2, 3, 1)), axis=1))
 case("flatten-axis2", lambda op, x: op.flatten(x, axis=2))
@@ -224,7 +235,7 @@ def _graph(name: str) -> tuple[Graph, dict[str, np.ndarray]]:
 def _run(name: str, force_nd: bool) -> tuple[Any, float]:
     graph, feeds = _graph(name)
     ref = run_ir(graph.copy(), feeds)["out"]
-    Pipeline.from_spec(list(COREML_LOWERING)).run(graph)
+    Pipeline.from_spec(list(EARLY_LOWERING + COREML_LOWERING)).run(graph)
     spec = build_spec(graph, parse_options({}), force_nd=force_nd)
     mapping_nd = getattr(spec, spec.WhichOneof("Type")).arrayInputShapeMapping == 1
     rt_feeds = {}

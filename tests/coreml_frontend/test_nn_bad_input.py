@@ -37,9 +37,16 @@ def test_unsupported_spec_version(tmp_path, capsys):
 
 def test_unknown_layer(tmp_path, capsys):
     datatypes, NeuralNetworkBuilder = builder_module()
+    b = NeuralNetworkBuilder([("x", datatypes.Array(4, 6, 6))], [("y", None)], disable_rank5_shape_mapping=True)
+    b.add_random_normal_like("noise", "x", "y")
+    _cli_fails(tmp_path, capsys, b.spec.SerializeToString(), "'noise'", "randomNormalLike", "Supported layers")
+
+
+def test_nd_layer_in_a_rank5_model(tmp_path, capsys):
+    datatypes, NeuralNetworkBuilder = builder_module()
     b = NeuralNetworkBuilder([("x", datatypes.Array(4, 6, 6))], [("y", None)])
     b.add_topk("top", ["x"], ["y", "i"], k=2, axis=0)
-    _cli_fails(tmp_path, capsys, b.spec.SerializeToString(), "'top'", "topK", "Supported layers")
+    _cli_fails(tmp_path, capsys, b.spec.SerializeToString(), "'top'", "topK", "rank-5 model")
 
 
 def test_layer_reading_an_undefined_blob(tmp_path, capsys):

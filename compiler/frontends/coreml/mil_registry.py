@@ -28,12 +28,15 @@ _REQUIRED = object()
 
 def _load_all() -> None:
     from kcc.frontends.coreml import (  # noqa: F401  (each module fills the table)
-        mil_ops_activation, mil_ops_constexpr, mil_ops_elementwise, mil_ops_nn, mil_ops_recurrent,
-        mil_ops_tensor)
+        mil_ops_activation, mil_ops_constexpr, mil_ops_control, mil_ops_elementwise, mil_ops_nn,
+        mil_ops_recurrent, mil_ops_tensor)
 
 
 MIL_OPS: Table[Handler] = Table("MIL op handler", _load_all)
 mil_op = MIL_OPS.register
+
+# Ops whose handlers lower nested blocks through the importer (mil_ops_control.py): never folded whole.
+BLOCK_OPS = frozenset({"while_loop", "cond"})
 
 
 def supported_mil_ops() -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from kcc.errors import ConversionError, KccError, ModelFileError, ShapeError, UnsupportedOpError
-from kcc.frontends.coreml.mil_registry import MIL_OPS, ClassLabel, MilOpContext
+from kcc.frontends.coreml.mil_registry import BLOCK_OPS, MIL_OPS, ClassLabel, MilOpContext
 from kcc.frontends.coreml.mil_values import ValueReader, tensor_type
 from kcc.interpreter import run as run_graph
 from kcc.ir import Graph, TensorType, Value
@@ -152,7 +152,8 @@ class MilImporter:
                 f"{where}: kcc has no lowering for the MIL op {operation.type!r}. Supported MIL ops: "
                 f"{', '.join(MIL_OPS.names())}. Rewrite the model without it, or convert it from its "
                 f"source framework with kcc")
-        if operation.blocks:
+        has_blocks = operation.type in BLOCK_OPS
+        if operation.blocks and not has_blocks:
             raise UnsupportedOpError(f"{where}: MIL control flow ({operation.type} with nested blocks) is not "
                                      f"supported by kcc")
         operands = self._operands(operation, where)
@@ -166,7 +167,8 @@ class MilImporter:
                     for args in operands.values() for a in args)
         name = _node_name(label)
         try:
-            if known and operation.type not in ("classify",):
+            # Ops with nested blocks lower them into this graph themselves (their inner ops fold one by one).
+            if known and operation.type != "classify" and not has_blocks:
                 results = self._fold(handler, operation, operands, out_types, where, name)
             else:
                 ctx = MilOpContext(self.graph, operation, operands, out_types, where, name, self)
@@ -181,6 +183,24 @@ class MilImporter:
         for o, r, t in zip(outs, results, out_types):
             _check_shape(where, o.name, r, t)
             self.env[o.name] = r
+
+    def lower_block(self, block: Any, bound: list[Any], where: str) -> list[Any]:
+        """Lower a nested block (a loop body, a branch) into this graph: its inputs bound to ``bound``.
+
+        MIL names are unique across a program, so the block's values share ``env``
+        with the function's; lowering a block again (the next loop iteration)
+        rebinds its names to the new values.
+        """
+        if len(block.inputs) != len(bound):
+            raise ConversionError(f"{where}: a nested block takes {len(block.inputs)} values, it is given {len(bound)}")
+        for nvt, value in zip(block.inputs, bound):
+            self.env[nvt.name] = value
+        for operation in block.operations:
+            self._lower(operation)
+        missing = [name for name in block.outputs if name not in self.env]
+        if missing:
+            raise ModelFileError(f"{where}: a nested block's output {missing[0]!r} is never computed")
+        return [self.env[name] for name in block.outputs]
 
     def _fold(self, handler: Any, operation: Any, operands: dict[str, list[Any]],
               out_types: list[TensorType | None], where: str, name: str) -> list[Any]:

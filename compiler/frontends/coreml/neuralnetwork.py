@@ -13,7 +13,8 @@ Boundary:
 * array inputs: with the rank-5 mapping a declared ``(C,)`` is the IR input
   ``(N, C)`` and ``(C, H, W)`` is ``(N, C, H, W)``; with the exact (ND) mapping
   the declared shape is the IR shape. Flexible dims (a ``shapeRange`` without an
-  upper bound) become symbols ``<input>_d<axis>``; a range or enumeration with
+  upper bound) become symbols: ``N`` for axis 0 of an ND input (the batch, named as
+  the other frontends name it), ``<input>_d<axis>`` otherwise; a range or enumeration with
   the declared default keeps the default. A ``(C,)`` input of a network with
   recurrent layers is a sequence: the IR input is time-major ``(T, N, C)``
   (the IR's recurrent layout), and so is a sequence output.
@@ -36,6 +37,7 @@ from typing import Any
 
 from kcc.errors import ConversionError, KccError, ModelFileError, UnsupportedOpError
 from kcc.frontends.coreml.nn_context import NN_LAYERS, NNLayerContext
+from kcc.frontends.coreml.nn_control import CONTROL_LAYERS, ControlFlow
 from kcc.frontends.coreml.nn_images import image_input
 from kcc.frontends.coreml.package import load_source
 from kcc.ir import Graph, TensorType, Value
@@ -45,6 +47,11 @@ NETWORK_KINDS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegre
 PIPELINE_KINDS = ("pipeline", "pipelineClassifier", "pipelineRegressor")
 SPEC_VERSIONS = range(1, 9)
 RECURRENT_LAYERS = ("simpleRecurrent", "gru", "uniDirectionalLSTM", "biDirectionalLSTM")
+# Layers kcc's runtime runs that the IR cannot express, and why (docs/neuralnetwork.md lists them).
+NOT_LOWERED = {
+    "whereNonZero": "whereNonZero's output has one row per non-zero entry, a length known only from the values at "
+                    "run time, and kcc's IR gives every value a shape before it runs",
+}
 
 _ARRAY_DTYPES = {"FLOAT32": "f32", "DOUBLE": "f32", "FLOAT16": "f32", "INT32": "i32"}
 
@@ -79,6 +86,7 @@ class NeuralNetworkImporter:
         self.graph = Graph("model")
         self.env: dict[str, Value] = {}
         self.images: dict[str, Any] = {}
+        self.control = ControlFlow(self.graph, self.env, where, lambda layer: self._layer(layer, self.nd))
 
     def run(self) -> Graph:
         spec = self.spec
@@ -115,12 +123,12 @@ class NeuralNetworkImporter:
     def _stage(self, stage: Any) -> None:
         network = getattr(stage, stage.WhichOneof("Type"))
         nd = network.arrayInputShapeMapping == 1
+        self.nd = nd
         for feature in stage.description.input:
             if feature.name not in self.env:
                 self.env[feature.name] = self._input(feature, network, nd, stage)
         for layer in network.layers:
             self._layer(layer, nd)
-        self.nd = nd
         self.network = network
 
     def _input(self, feature: Any, network: Any, nd: bool, stage: Any) -> Value:
@@ -140,7 +148,7 @@ class NeuralNetworkImporter:
                                      f"image inputs")
         at = feature.type.multiArrayType
         dtype = _ARRAY_DTYPES.get(type(at).ArrayDataType.Name(at.dataType), "f32")
-        shape = _declared_shape(at, name)
+        shape = _declared_shape(at, name, nd)
         if nd:
             return self.graph.add_input(name, TensorType(tuple(shape), dtype))
         if len(shape) == 1 and any(l.WhichOneof("layer") in RECURRENT_LAYERS for l in network.layers):
@@ -158,7 +166,10 @@ class NeuralNetworkImporter:
         if kind is None:
             raise ModelFileError(f"{where.replace(' (None)', '')} has no layer type set; the model file is corrupt "
                                  f"or newer than kcc")
-        if kind not in NN_LAYERS:
+        if kind in NOT_LOWERED:
+            raise UnsupportedOpError(f"{where}: kcc cannot lower this layer: {NOT_LOWERED[kind]}. Re-convert the "
+                                     f"model without it, or convert it from its source framework with kcc")
+        if kind not in NN_LAYERS and kind not in CONTROL_LAYERS:
             raise UnsupportedOpError(
                 f"{where}: kcc has no lowering for the NeuralNetwork layer type {kind!r}. Supported layers: "
                 f"{', '.join(sorted(NN_LAYERS.names()))}. Re-convert the model without it, or convert it from "
@@ -168,6 +179,9 @@ class NeuralNetworkImporter:
             if name not in self.env:
                 raise ModelFileError(f"{where} reads the blob {name!r}, which no earlier layer or input defines")
             inputs.append(self.env[name])
+        if kind in CONTROL_LAYERS:
+            self.control.lower(layer, inputs)
+            return
         ctx = NNLayerContext(self.graph, layer, inputs, where, nd)
         try:
             results = NN_LAYERS[kind](ctx)
@@ -179,7 +193,7 @@ class NeuralNetworkImporter:
         if len(results) < len(layer.output):
             raise ConversionError(f"{where}: lowered to {len(results)} outputs, the layer names {len(layer.output)}")
         for name, value in zip(layer.output, results):
-            self.env[name] = value
+            self.control.write(name, value, layer.name)
 
     # ------------------------------------------------------------ outputs
     def _outputs(self, spec: Any, last: Any) -> None:
@@ -270,14 +284,17 @@ class _FakeLayer:
         return None
 
 
-def _declared_shape(at: Any, name: str) -> list[Any]:
+def _declared_shape(at: Any, name: str, nd: bool = False) -> list[Any]:
+    """The declared shape, a flexible axis as a symbol: ``N`` for the batch (axis 0 of an ND input, as
+    the other frontends name it), ``<input>_d<axis>`` for any other."""
     shape: list[Any] = [int(d) for d in at.shape]
     flex = at.WhichOneof("ShapeFlexibility")
     if flex == "shapeRange":
         ranges = list(at.shapeRange.sizeRanges)
         if not shape:
             shape = [int(r.lowerBound) for r in ranges]
-        shape = [f"{name}_d{i}" if i < len(ranges) and ranges[i].upperBound != ranges[i].lowerBound else d
+        shape = [("N" if nd and i == 0 else f"{name}_d{i}")
+                 if i < len(ranges) and ranges[i].upperBound != ranges[i].lowerBound else d
                  for i, d in enumerate(shape)]
     elif flex == "enumeratedShapes" and not shape:
         shape = [int(d) for d in at.enumeratedShapes.shapes[0].shape]

@@ -30,7 +30,8 @@ from kcc.table import Table
 
 def _load_all() -> None:
     from kcc.frontends.coreml import (  # noqa: F401
-        nn_activation, nn_layers, nn_layers_nd, nn_math, nn_recurrent, nn_spatial3d)
+        nn_activation, nn_indexing, nn_layers, nn_layers_nd, nn_math, nn_recurrent, nn_resize, nn_sorting,
+        nn_spatial3d)
 
 
 NNHandler = Callable[["NNLayerContext"], Any]
@@ -61,11 +62,11 @@ class NNLayerContext:
 
     def node(self, op: str, inputs: Sequence[Value | None], attrs: dict[str, Any] | None = None,
              n_outputs: int = 1) -> Any:
-        n = self.graph.add_node(op, list(inputs), attrs or {}, name=_name(self.layer.name), origin=self.layer.name)
+        n = self.graph.add_node(op, list(inputs), attrs or {}, name=node_name(self.layer.name), origin=self.layer.name)
         return n.outputs if n_outputs != 1 else n.output
 
     def const(self, array: Any, hint: str = "w") -> Value:
-        return self.graph.add_const(np.asarray(array), name=f"{_name(self.layer.name)}_{hint}")
+        return self.graph.add_const(np.asarray(array), name=f"{node_name(self.layer.name)}_{hint}")
 
     def weights(self, w: Any, shape: Sequence[int] | None, what: str) -> np.ndarray:
         return decode_weights(w, shape, f"{self.where} {what}")
@@ -79,6 +80,12 @@ class NNLayerContext:
     def unsupported(self, what: str) -> UnsupportedOpError:
         return UnsupportedOpError(f"{self.where}: {what} is not supported by kcc's Core ML frontend; re-convert the "
                                   f"model without it (or from its source framework with kcc)")
+
+    def nd_only(self) -> None:
+        """Refuse a specification-4 ND layer whose axes mean IR axes only with the exact array mapping."""
+        if not self.nd:
+            raise self.unsupported(f"the ND layer {self.kind} in a rank-5 model (one without the exact array "
+                                   f"mapping, whose [Seq, Batch, C, H, W] blobs it would index differently)")
 
     # ------------------------------------------------------------ rank-5 blob forms
     def as4(self, v: Value) -> Value:
@@ -139,5 +146,6 @@ class NNLayerContext:
         return array.reshape((-1,) + (1,) * trailing)
 
 
-def _name(label: str) -> str:
+def node_name(label: str) -> str:
+    """An IR node name for a layer name (``/`` and ``:`` would read as scopes)."""
     return label.replace("/", "_").replace(":", "_") or "layer"

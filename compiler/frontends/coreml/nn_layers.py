@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from kcc.frontends.coreml.nn_context import NNLayerContext, nn_layer
+from kcc.frontends.coreml.nn_resize import interpolate
 from kcc.ir import Value
 
 
@@ -59,7 +60,13 @@ def _convolution(ctx: NNLayerContext) -> Value:
     dil = tuple(p.dilationFactor) or (1, 1)
     groups = int(p.nGroups) or 1
     if len(ctx.inputs) > 1:
-        raise ctx.unsupported("a convolution whose weights come from a second input")
+        if p.isDeconvolution:
+            raise ctx.unsupported("a deconvolution whose weights come from a second input")
+        # The weights blob holds (O, C/groups, kH, kW) in row-major order, as the stored weights do.
+        w = ctx.node("reshape", [ctx.inputs[1]], {"shape": (int(p.outputChannels), -1) + kernel})
+        b = ctx.const(ctx.weights(p.bias, (p.outputChannels,), "bias"), "b") if p.hasBias else None
+        pads = _window_pads(ctx, p, x, kernel, strides, dil)
+        return ctx.node("conv", [x, w, b], {"strides": strides, "dilations": dil, "pads": pads, "group": groups})
     if p.isDeconvolution:
         w = ctx.weights(p.weights, (p.kernelChannels, p.outputChannels // groups) + kernel, "weights")
     else:
@@ -101,9 +108,17 @@ def _pooling(ctx: NNLayerContext) -> Value:
     x = ctx.as4(ctx.x)
     kind = type(p).PoolingType.Name(p.type)
     if kind == "L2":
-        raise ctx.unsupported("L2 pooling")
+        return _l2_pooling(ctx, p, x)
     if p.globalPooling:
         return ctx.node("reduce_max" if kind == "MAX" else "reduce_mean", [x], {"axes": (2, 3), "keepdims": True})
+    attrs = _pool_window(ctx, p, x)
+    if kind == "MAX":
+        return ctx.node("max_pool", [x], attrs)
+    return ctx.node("avg_pool", [x], {**attrs, "count_include_pad": not p.avgPoolExcludePadding})
+
+
+def _pool_window(ctx: NNLayerContext, p, x: Value) -> dict:
+    """The IR pooling attributes (kernel, strides, explicit pads) of a pooling layer's window and padding."""
     kernel = tuple(p.kernelSize) or (3, 3)
     strides = tuple(p.stride) or (1, 1)
     padding = p.WhichOneof("PoolingPaddingType")
@@ -125,10 +140,19 @@ def _pooling(ctx: NNLayerContext) -> Value:
     else:
         b = list(p.valid.paddingAmounts.borderAmounts)
         pads = (b[0].startEdgeSize, b[1].startEdgeSize, b[0].endEdgeSize, b[1].endEdgeSize) if b else (0, 0, 0, 0)
-    attrs = {"kernel": kernel, "strides": strides, "pads": pads}
-    if kind == "MAX":
-        return ctx.node("max_pool", [x], attrs)
-    return ctx.node("avg_pool", [x], {**attrs, "count_include_pad": not p.avgPoolExcludePadding})
+    return {"kernel": kernel, "strides": strides, "pads": pads}
+
+
+def _l2_pooling(ctx: NNLayerContext, p, x: Value) -> Value:
+    """``sqrt(sum of x^2 over the window)`` (padding adds nothing): ``k_h * k_w`` times an average pool of
+    x^2 that counts the padding."""
+    squares = ctx.node("square", [x])
+    if p.globalPooling:
+        return ctx.node("sqrt", [ctx.node("reduce_sum", [squares], {"axes": (2, 3), "keepdims": True})])
+    attrs = _pool_window(ctx, p, x)
+    mean = ctx.node("avg_pool", [squares], {**attrs, "count_include_pad": True})
+    area = attrs["kernel"][0] * attrs["kernel"][1]
+    return ctx.node("sqrt", [ctx.node("mul", [mean, ctx.const(np.float32(area), "window")])])
 
 
 @nn_layer("innerProduct")
@@ -159,9 +183,10 @@ def _batchnorm(ctx: NNLayerContext) -> Value:
     gamma, beta = ctx.weights(p.gamma, (c,), "gamma"), ctx.weights(p.beta, (c,), "beta")
     x = ctx.x
     if p.computeMeanVar:
-        if not p.instanceNormalization:
-            raise ctx.unsupported("batchnorm computing its statistics across the batch")
-        axes = tuple(range(ctx.channel_axis(x) + 1, x.rank))
+        # Instance: each sample's statistics over H, W; else over every axis but C (batch included).
+        c_axis = ctx.channel_axis(x)
+        axes = tuple(range(c_axis + 1, x.rank)) if p.instanceNormalization else \
+            tuple(a for a in range(x.rank) if a != c_axis)
         mean = ctx.node("reduce_mean", [x], {"axes": axes, "keepdims": True})
         d = ctx.node("sub", [x, mean])
         var = ctx.node("reduce_mean", [ctx.node("square", [d])], {"axes": axes, "keepdims": True})
@@ -310,13 +335,37 @@ def _padding(ctx: NNLayerContext) -> Value:
 
 @nn_layer("upsample")
 def _upsample(ctx: NNLayerContext) -> Value:
+    """Integer nearest-neighbour factors are the IR's resize; fractional factors and bilinear modes are
+    written per axis with constant indices (NeuralNetwork.proto's LinearUpsampleMode grids)."""
     p = ctx.params
-    if len(p.fractionalScalingFactor) or p.mode != 0:
-        raise ctx.unsupported("bilinear or fractional upsampling")
     x = ctx.as4(ctx.x)
-    sh, sw = (list(p.scalingFactor) or [1, 1])
     h, w = _static_hw(ctx, x)
-    return ctx.node("resize", [x], {"mode": "nearest", "sizes": (h * sh, w * sw)})
+    fractional = len(p.fractionalScalingFactor) == 2
+    factors = [float(f) for f in p.fractionalScalingFactor] if fractional else \
+        [float(f) for f in (list(p.scalingFactor) or [1, 1])]
+    out = [int(math.floor(n * f)) for n, f in zip((h, w), factors)]
+    if p.mode == 0 and not fractional:
+        return ctx.node("resize", [x], {"mode": "nearest", "sizes": tuple(out)})
+    y = x
+    for axis, n, o, f in ((2, h, out[0], factors[0]), (3, w, out[1], factors[1])):
+        if p.mode == 0:
+            rows = np.minimum(np.floor(np.arange(o) / f).astype(np.int64), n - 1)
+            y = ctx.node("gather", [y, ctx.const(rows, "rows")], {"axis": axis})
+        else:
+            y = interpolate(ctx, y, axis, _upsample_grid(n, o, int(p.linearUpsampleMode)))
+    return y
+
+
+def _upsample_grid(size: int, out: int, mode: int) -> np.ndarray:
+    """LinearUpsampleMode DEFAULT (0), ALIGN_CORNERS_TRUE (1), ALIGN_CORNERS_FALSE (2) grid points (float64)."""
+    i = np.arange(out, dtype=np.float64)
+    if mode == 2:
+        spacing = size / out
+        return np.clip(i * spacing + 0.5 * spacing - 0.5, 0, size - 1)
+    if out == 1:
+        return np.zeros(1)
+    spacing = (size - 1) / (out - 1) if mode == 1 else (size - size / out) / (out - 1)
+    return np.clip(i * spacing, 0, size - 1)
 
 
 @nn_layer("slice")

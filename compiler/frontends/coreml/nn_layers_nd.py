@@ -25,7 +25,17 @@ def _transpose(ctx: NNLayerContext) -> Value:
 
 @nn_layer("concatND")
 def _concat_nd(ctx: NNLayerContext) -> Value:
-    return ctx.node("concat", ctx.inputs, {"axis": int(ctx.params.axis) % ctx.x.rank})
+    """``interleave`` (specification 5) alternates the inputs' entries: stacked after ``axis``, then merged."""
+    axis = int(ctx.params.axis) % ctx.x.rank
+    if not ctx.params.interleave:
+        return ctx.node("concat", ctx.inputs, {"axis": axis})
+    stacked = ctx.node("concat", [ctx.node("unsqueeze", [v], {"axes": (axis + 1,)}) for v in ctx.inputs],
+                       {"axis": axis + 1})
+    shape = list(ctx.x.shape)
+    if not all(isinstance(d, int) for d in shape[axis + 1:]):
+        raise ctx.unsupported(f"an interleaved concatND of shape {shape} (it needs static dims after the axis)")
+    merged = (0,) * axis + (-1,) + tuple(shape[axis + 1:])
+    return ctx.node("reshape", [stacked], {"shape": merged})
 
 
 @nn_layer("splitND")
@@ -127,9 +137,22 @@ def _slice_static(ctx: NNLayerContext) -> Value:
     return ctx.node("squeeze", [y], {"axes": squeeze}) if squeeze else y
 
 
+def constant_operand(ctx: NNLayerContext, i: int, what: str) -> list[int] | None:
+    """The integer entries of optional input ``i`` (None when absent); a run-time one is refused, naming ``what``."""
+    if len(ctx.inputs) <= i:
+        return None
+    v = ctx.inputs[i]
+    if not v.is_const:
+        raise ctx.unsupported(f"{ctx.kind} with its {what} from the run-time blob {ctx.layer.input[i]!r} (the "
+                              f"output's shape would depend on a value; kcc's IR fixes shapes when converting)")
+    return [int(a) for a in np.asarray(v.const).reshape(-1)]
+
+
 @nn_layer("tile")
 def _tile(ctx: NNLayerContext) -> Value:
-    return ctx.node("tile", [ctx.x], {"repeats": tuple(int(r) for r in ctx.params.reps)})
+    """Repeats per axis (a second input overrides ``reps``); fewer than the rank apply to the last axes."""
+    reps = constant_operand(ctx, 1, "repetitions") or [int(r) for r in ctx.params.reps]
+    return ctx.node("tile", [ctx.x], {"repeats": (1,) * (ctx.x.rank - len(reps)) + tuple(reps)})
 
 
 @nn_layer("reverse")
@@ -162,7 +185,8 @@ def _arg(ctx: NNLayerContext) -> Value:
 @nn_layer("cumSum")
 def _cumsum(ctx: NNLayerContext) -> Value:
     p = ctx.params
-    return ctx.node("cumsum", [ctx.x], {"axis": int(p.axis) % ctx.x.rank, "exclusive": bool(p.excludeFinalSum),
+    axis = (constant_operand(ctx, 1, "axis") or [int(p.axis)])[0]
+    return ctx.node("cumsum", [ctx.x], {"axis": axis % ctx.x.rank, "exclusive": bool(p.excludeFinalSum),
                                         "reverse": bool(p.reverse)})
 
 
@@ -173,9 +197,14 @@ def _fill_like(ctx: NNLayerContext) -> Value:
 
 @nn_layer("oneHot")
 def _one_hot(ctx: NNLayerContext) -> Value:
+    """NeuralNetwork.proto: an index outside [0, size) gives all ``offValue`` (-1 too, where the IR's
+    one_hot counts from the end), so a negative index is moved to ``size``, which the IR leaves all off."""
     p = ctx.params
+    depth = (constant_operand(ctx, 1, "vector size") or [int(p.oneHotVectorSize)])[0]
     idx = ctx.node("cast", [ctx.x], {"to": "i64"})
-    return ctx.node("one_hot", [idx], {"depth": int(p.oneHotVectorSize), "axis": int(p.axis),
+    negative = ctx.node("less", [idx, ctx.const(np.int64(0), "zero")])
+    idx = ctx.node("where", [negative, ctx.const(np.int64(depth), "size"), idx])
+    return ctx.node("one_hot", [idx], {"depth": depth, "axis": int(p.axis),
                                        "on_value": float(p.onValue), "off_value": float(p.offValue)})
 
 
@@ -193,10 +222,14 @@ def _reduce_nd(ctx: NNLayerContext) -> Value:
 @nn_layer("constantPad")
 def _constant_pad(ctx: NNLayerContext) -> Value:
     p = ctx.params
-    if p.padToGivenOutputSizeMode:
-        raise ctx.unsupported("constantPad with padToGivenOutputSizeMode")
-    amounts = [int(a) for a in p.padAmounts]
+    amounts = constant_operand(ctx, 1, "pad amounts") or [int(a) for a in p.padAmounts]
     begins, ends = amounts[0::2], amounts[1::2]
+    if p.padToGivenOutputSizeMode:  # a non-zero amount is the output size wanted on its side of the axis
+        dims = [d for d in ctx.x.shape]
+        if not all(isinstance(d, int) for d in dims):
+            raise ctx.unsupported(f"constantPad to a given output size on a blob of shape {dims}")
+        begins = [max(b - n, 0) if b else 0 for b, n in zip(begins, dims)]
+        ends = [max(e - n, 0) if e else 0 for e, n in zip(ends, dims)]
     return ctx.node("pad", [ctx.x], {"pads": tuple(begins) + tuple(ends), "mode": "constant",
                                      "value": float(p.value)})
 
@@ -320,3 +353,55 @@ def _fill_dynamic(ctx: NNLayerContext) -> Value:
 def _rank_preserving_reshape(ctx: NNLayerContext) -> Value:
     """0 copies the input dim and one -1 is inferred, as the IR reshape's own spec."""
     return ctx.node("reshape", [ctx.x], {"shape": tuple(int(d) for d in ctx.params.targetShape)})
+
+
+@nn_layer("rangeStatic")
+def _range_static(ctx: NNLayerContext) -> Value:
+    """``arange(start, end, step)`` of the parameters: a constant (float32, as the layer computes it)."""
+    p = ctx.params
+    if p.stepSizeValue == 0:
+        raise ctx.error("stepSizeValue is 0")
+    return ctx.const(np.arange(p.startValue, p.endValue, p.stepSizeValue, dtype=np.float32), "range")
+
+
+@nn_layer("reshapeLike")
+def _reshape_like(ctx: NNLayerContext) -> Value:
+    """The first input in the shape of the second: a static reshape, or ``reshape_to`` its run-time shape."""
+    ctx.nd_only()
+    x, like = ctx.inputs[:2]
+    if all(isinstance(d, int) for d in like.shape):
+        return ctx.node("reshape", [x], {"shape": tuple(like.shape)})
+    return ctx.node("reshape_to", [x, ctx.node("shape", [like])])
+
+
+def _band(ctx: NNLayerContext, keep) -> Value:
+    """``x`` with the entries of its last two axes outside ``keep(rows - cols)`` set to 0."""
+    ctx.nd_only()
+    x = ctx.x
+    if x.rank < 2 or not all(isinstance(d, int) for d in x.shape[-2:]):
+        raise ctx.unsupported(f"{ctx.kind} on a blob of shape {list(x.shape)} (it needs static last two dims)")
+    m, n = x.shape[-2:]
+    diff = np.arange(m)[:, None] - np.arange(n)[None, :]
+    return ctx.node("where", [ctx.const(keep(diff)), x, ctx.const(np.float32(0), "zero")])
+
+
+@nn_layer("matrixBandPart")
+def _matrix_band_part(ctx: NNLayerContext) -> Value:
+    """Keeps ``numLower`` sub- and ``numUpper`` super-diagonals (a negative count keeps them all)."""
+    lo, up = int(ctx.params.numLower), int(ctx.params.numUpper)
+    return _band(ctx, lambda d: ((lo < 0) | (d <= lo)) & ((up < 0) | (-d <= up)))
+
+
+@nn_layer("lowerTriangular")
+def _lower_triangular(ctx: NNLayerContext) -> Value:
+    """``tril(x, k)``: entries with ``col - row <= k``."""
+    k = int(ctx.params.k)
+    return _band(ctx, lambda d: -d <= k)
+
+
+@nn_layer("upperTriangular")
+def _upper_triangular(ctx: NNLayerContext) -> Value:
+    """``triu(x, k)``: entries with ``col - row >= k``."""
+    k = int(ctx.params.k)
+    return _band(ctx, lambda d: -d >= k)
+
