@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -179,11 +180,19 @@ def measure(cmd: list[str]) -> dict[str, Any]:
         if line.startswith("ROW "):
             row.update(json.loads(line[4:]))
     code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    if code < 0:  # a signal: the kernel's OOM killer sends SIGKILL (dmesg says which)
+        name = signal.Signals(-code).name
+        oom = f" (out of memory: the machine has {_total_gib():.0f} GiB)" if name == "SIGKILL" else ""
+        row["error"] = f"killed by {name} at {row['peak_bytes'] / 2**30:.1f} GiB peak{oom}"
+    elif code != 0:
         lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
         errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", ln)]
         row["error"] = ((errors or lines or [f"exit {code}"])[-1])[:120]
     return row
+
+
+def _total_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def _wait(proc: subprocess.Popen, timeout: float) -> tuple[int, int, Any]:
@@ -285,11 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     _warm_up()
     rows: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for name in names:
             rows += bench_model(Path(tmp), name, args.repeat)
     header = (f"{platform.machine()}, {os.cpu_count()} cores, "
-              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
+              f"{_total_gib():.0f} GiB, Python "
               f"{platform.python_version()}; load average {load:.1f} at the start (a shared machine); "
               f"{args.repeat} run(s) per route. Weights: the `.keras` file's size. Time and peak memory are "
               f"the whole process's (`os.wait4`): interpreter start, imports, reading, converting, writing. "

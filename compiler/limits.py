@@ -148,29 +148,40 @@ def check_count(n: int, limit: int, where: str, what: str) -> None:
 
 
 def read_dataset(ds: Any, what: str) -> np.ndarray:
-    """An HDF5 dataset as an array, after checking its declared size against its storage.
+    """An HDF5 dataset (``h5py.Dataset`` or the low-level ``h5d.DatasetID``) as an array,
+    after checking its declared size against its storage.
 
     A contiguous or unfiltered dataset must store every byte it declares (HDF5
     would otherwise hand back fill values for the missing ones); a filtered
-    (compressed) one may be smaller, by at most ``MAX_COMPRESSION_RATIO``.
+    (compressed) one may be smaller, by at most ``MAX_COMPRESSION_RATIO``. HDF5
+    reads the data straight into the returned array.
     """
-    if not hasattr(ds, "dtype") or not hasattr(ds, "shape"):
+    from h5py import h5d, h5s
+
+    if isinstance(ds, h5d.DatasetID):
+        did = ds
+    elif hasattr(ds, "dtype") and hasattr(ds, "shape") and hasattr(ds, "id"):
+        did = ds.id
+    else:
         raise ModelFileError(f"{what}: expected an array (an HDF5 dataset), found a group")
-    if ds.dtype.kind not in "biuf":
-        raise ModelFileError(f"{what}: stores {ds.dtype} values; weights are numbers")
-    shape = ds.shape if ds.shape is not None else ()
-    nbytes = array_bytes(shape, ds.dtype.itemsize)
+    if did.dtype.kind not in "biuf":
+        raise ModelFileError(f"{what}: stores {did.dtype} values; weights are numbers")
+    shape = did.shape if did.shape is not None else ()
+    nbytes = array_bytes(shape, did.dtype.itemsize)
     check_memory(nbytes, what, "this array")
     if nbytes:
-        stored = int(ds.id.get_storage_size())
-        filtered = ds.id.get_create_plist().get_nfilters() > 0
+        stored = int(did.get_storage_size())
+        filtered = did.get_create_plist().get_nfilters() > 0
         allowed = stored * (MAX_COMPRESSION_RATIO if filtered else 1)
         if nbytes > allowed and (not filtered or nbytes > SMALL_ENTRY):
             raise ModelFileError(
-                f"{what}: declares shape {tuple(shape)} ({nbytes} bytes of {ds.dtype}) but the "
+                f"{what}: declares shape {tuple(shape)} ({nbytes} bytes of {did.dtype}) but the "
                 f"file stores {stored} bytes for it{' (compressed)' if filtered else ''}; "
                 "corrupt or truncated file")
-    return np.asarray(ds[()])
+    out = np.empty(shape, did.dtype)
+    if nbytes:
+        did.read(h5s.ALL, h5s.ALL, out)
+    return out
 
 
 def check_hdf5_heaps(data: Any, where: str) -> None:
@@ -214,25 +225,3 @@ def _hdf5_lengths_size(data: Any) -> int | None:
             version = data[base + 8]
             return data[base + 14] if version in (0, 1) else data[base + 10]
     return None
-
-
-def hdf5_declared_bytes(f: Any) -> int:
-    """Total declared bytes of every dataset under an h5py group (no data is read).
-
-    The walk of ``f.visititems``, with object types from the walk itself and
-    datasets opened at the low level (h5py's high-level objects cost most of
-    the load time of a model with many layers; bench/graph_scaling.py).
-    """
-    from h5py import h5o
-
-    total = [0]
-
-    def visit(name: bytes, info: Any) -> None:
-        if info.type == h5o.TYPE_DATASET:
-            d = h5o.open(f.id, name)
-            shape = d.shape
-            if shape is not None:
-                total[0] += array_bytes(shape, d.dtype.itemsize)
-
-    h5o.visit(f.id, visit, info=True)
-    return total[0]

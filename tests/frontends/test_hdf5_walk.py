@@ -1,5 +1,6 @@
 """safety.check_hdf5 walks a weights file once: it refuses links out of the file and
-returns the bytes its datasets declare, the same total as limits.hdf5_declared_bytes."""
+returns the tree it found: every path, the datasets, and the bytes they declare (each
+object once); the Keras 3 weights reader reads through that tree."""
 from __future__ import annotations
 
 import h5py
@@ -8,7 +9,6 @@ import pytest
 
 from kcc.errors import UnsafeModelError
 from kcc.frontends.keras.safety import check_hdf5
-from kcc.limits import hdf5_declared_bytes
 
 
 def _file(path):
@@ -26,8 +26,14 @@ def _file(path):
 
 def test_walk_returns_the_declared_bytes_each_object_once(tmp_path):
     with h5py.File(_file(tmp_path / "w.h5"), "r") as f:
-        got = check_hdf5(f, "w.h5")
-        assert got == hdf5_declared_bytes(f) == 3 * 5 * 4 + 5 * 8 + 2 + 2 * 3
+        tree = check_hdf5(f, "w.h5")
+        assert tree.declared_bytes == 3 * 5 * 4 + 5 * 8 + 2 + 2 * 3
+        assert tree.root.keys() == ["layers"]
+        assert sorted(tree.root.get("layers").keys()) == ["again", "dense", "empty", "nothing",
+                                                          "scalar", "t", "text"]
+        assert [name for name, _ in tree.root.get("layers").datasets()] == [
+            "again", "dense/vars/0", "dense/vars/1", "empty", "scalar", "text"]
+        assert tree.root.get("layers/nothing").keys() == []
 
 
 def test_walk_still_refuses_a_soft_link(tmp_path):

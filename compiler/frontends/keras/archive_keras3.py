@@ -46,6 +46,7 @@ import numpy as np
 from kcc import limits
 from kcc.errors import ModelFileError
 
+from .h5_tree import H5Node
 from .load_weights import Child, weight_slots
 from .spec import KerasModelSpec
 
@@ -234,8 +235,9 @@ def is_keras3_layout(f: h5py.Group) -> bool:
     return "layer_names" not in f.attrs and "model_weights" not in f and ("layers" in f or "vars" in f)
 
 
-def fill_weights(spec: KerasModelSpec, group: h5py.Group, sequential: bool, where: str) -> None:
-    """Set ``weights`` of every layer of ``spec`` (recursively) from a Keras 3 layout group."""
+def fill_weights(spec: KerasModelSpec, group: H5Node, sequential: bool, where: str) -> None:
+    """Set ``weights`` of every layer of ``spec`` (recursively) from a Keras 3 layout group
+    (a node of the tree ``safety.check_hdf5`` walked)."""
     groups = _layer_groups(spec, group, sequential)
     for layer in spec.layers:
         g = groups.get(layer.name)
@@ -247,7 +249,7 @@ def fill_weights(spec: KerasModelSpec, group: h5py.Group, sequential: bool, wher
         layer.weights = weights if weights is not None else _generic(g)
 
 
-def read_layer(group: h5py.Group | None, class_name: str, config: dict,
+def read_layer(group: H5Node | None, class_name: str, config: dict,
                what: str) -> dict[str, np.ndarray] | None:
     """One layer's variables by canonical name, or None if the class is not in the table."""
     slots = weight_slots(class_name, config)
@@ -255,20 +257,22 @@ def read_layer(group: h5py.Group | None, class_name: str, config: dict,
         return None
     own = [s for s in slots if isinstance(s, str)]
     stored = group.get("vars") if group is not None else None
+    if stored is not None and not isinstance(stored, H5Node):
+        raise ModelFileError(f"{what} ({class_name}): 'vars' is not a group of variables")
     count = len(stored) if stored is not None else 0
     if count != len(own):
         raise ModelFileError(f"{what} ({class_name}) has {count} stored variables, expected "
                              f"{len(own)} ({', '.join(own) or 'none'})")
-    if stored is not None and not isinstance(stored, h5py.Group):
-        raise ModelFileError(f"{what} ({class_name}): 'vars' is not a group of variables")
     out = {}
     for i, name in enumerate(own):
-        if str(i) not in stored:
+        variable = stored.get(str(i))
+        if variable is None:
             raise ModelFileError(f"{what} ({class_name}): variable {i} ({name}) is missing from "
-                                 f"'vars' (it holds {sorted(stored)})")
-        out[name] = limits.read_dataset(stored[str(i)], f"{what}: variable {name}")
+                                 f"'vars' (it holds {sorted(stored.keys())})")
+        out[name] = limits.read_dataset(variable, f"{what}: variable {name}")
     for child in (s for s in slots if isinstance(s, Child)):
         sub = group.get(child.attr) if group is not None else None
+        sub = sub if isinstance(sub, H5Node) else None
         inner = read_layer(sub, child.class_name, child.config, f"{what}/{child.attr}")
         if inner is None:
             inner = _generic(sub)
@@ -276,26 +280,25 @@ def read_layer(group: h5py.Group | None, class_name: str, config: dict,
     return out
 
 
-def _generic(group: h5py.Group | None) -> dict[str, np.ndarray]:
+def _generic(group: H5Node | None) -> dict[str, np.ndarray]:
     """Variables of a class without a table entry, named by their path (``0``, ``cell/1``)."""
-    out: dict[str, np.ndarray] = {}
-    if group is not None:
-        # Collected first and read after the walk: h5py does not pass exceptions out of it cleanly.
-        found: list[tuple[str, h5py.Dataset]] = []
-        group.visititems(lambda name, obj: found.append((name, obj))
-                         if isinstance(obj, h5py.Dataset) else None)
-        for name, obj in found:
-            out[name.replace("vars/", "")] = limits.read_dataset(obj, f"{group.name}/{name}")
-    return out
-
-
-def _layer_groups(spec: KerasModelSpec, group: h5py.Group, sequential: bool) -> dict[str, h5py.Group]:
-    """Layer name -> its h5 group under ``group/layers``."""
-    container = group.get("layers")
-    if container is None:
+    if group is None:
         return {}
-    by_attr = {str(_decode(sub["vars"].attrs["name"])): sub for sub in container.values()
-               if "vars" in sub and "name" in sub["vars"].attrs}
+    return {name.replace("vars/", ""): limits.read_dataset(ds, f"{group.name}/{name}")
+            for name, ds in group.datasets()}
+
+
+def _layer_groups(spec: KerasModelSpec, group: H5Node, sequential: bool) -> dict[str, H5Node]:
+    """Layer name -> its group under ``group/layers``."""
+    container = group.get("layers")
+    if not isinstance(container, H5Node):
+        return {}
+    by_attr = {}
+    for sub in container.groups():
+        stored = sub.get("vars")
+        name = stored.attr("name") if isinstance(stored, H5Node) else None
+        if name is not None:
+            by_attr[str(name)] = sub
     if by_attr:
         return by_attr
     used: dict[str, int] = {}
@@ -304,8 +307,9 @@ def _layer_groups(spec: KerasModelSpec, group: h5py.Group, sequential: bool) -> 
         if sequential and layer.class_name == "InputLayer":
             continue
         key = _unique(_snake_case(layer.class_name), used)
-        if key in container:
-            out[layer.name] = container[key]
+        sub = container.get(key)
+        if isinstance(sub, H5Node):
+            out[layer.name] = sub
     return out
 
 
@@ -323,6 +327,3 @@ def _unique(name: str, used: dict[str, int]) -> str:
     used[name] = 0
     return name
 
-
-def _decode(value: Any) -> Any:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

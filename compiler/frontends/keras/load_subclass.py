@@ -42,8 +42,7 @@ def load_subclass_model(path: Path, entry: dict, weights: bytes, *, safe_mode: b
         safety.refuse_code(entry, where)
     limits.check_hdf5_heaps(weights, f"{where}: model.weights.h5")
     with archive_keras3.open_weights(weights) as f:
-        safety.check_hdf5(f, f"{where}: model.weights.h5")
-        limits.check_memory(limits.hdf5_declared_bytes(f), where)
+        limits.check_memory(safety.check_hdf5(f, f"{where}: model.weights.h5").declared_bytes, where)
     purpose = f"{where}: rebuilding its {cls} model (its config holds constructor arguments, not layers)"
     keras = require("keras", purpose)
     module = str(entry.get("module") or "")

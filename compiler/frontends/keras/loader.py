@@ -105,9 +105,9 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
             spec = _parse_checked(entry, path, safe_mode)
             archive_keras3.check_member(weights, f"{path}: model.weights.h5")
             with archive_keras3.open_weights(weights) as f:  # read in place, each array once
-                declared = safety.check_hdf5(f, f"{path}: model.weights.h5")  # and its datasets' bytes
-                limits.check_memory(declared, str(path))
-                archive_keras3.fill_weights(spec, f, _is_sequential(entry), str(path))
+                tree = safety.check_hdf5(f, f"{path}: model.weights.h5")  # and its datasets' bytes
+                limits.check_memory(tree.declared_bytes, str(path))
+                archive_keras3.fill_weights(spec, tree.root, _is_sequential(entry), str(path))
             validate.validate_spec(spec, str(path))
         spec = _finish(spec, "keras", version, entry.get("compile_config"))
         defer_rebuilds(spec, entry, _read_without_keras, str(path), safe_mode=safe_mode,
@@ -121,7 +121,7 @@ def _load_model_file(path: Path, safe_mode: bool, custom_objects: dict | None) -
     else:
         _check_heaps(path)
         with _read_errors(path, h5_legacy.H5_EXPECTED), h5py.File(path, "r") as f:
-            declared = safety.check_hdf5(f, str(path))
+            declared = safety.check_hdf5(f, str(path)).declared_bytes
             entry, training, version = h5_legacy.read_h5_model(f, str(path))
             spec = _parse_checked(entry, path, safe_mode)
             limits.check_memory(declared, str(path))
@@ -150,9 +150,10 @@ def _load_json_and_weights(json_path: Path, weights_path: Path, safe_mode: bool,
     _check_heaps(weights_path)
     with _read_errors(weights_path, WEIGHTS_EXPECTED), h5py.File(weights_path, "r") as f:
         where = str(weights_path)
-        limits.check_memory(safety.check_hdf5(f, where), where)
+        tree = safety.check_hdf5(f, where)
+        limits.check_memory(tree.declared_bytes, where)
         if archive_keras3.is_keras3_layout(f):
-            archive_keras3.fill_weights(spec, f, _is_sequential(entry), where)
+            archive_keras3.fill_weights(spec, tree.root, _is_sequential(entry), where)
         else:
             h5_legacy.fill_weights(spec, h5_legacy.weights_root(f), where)
         validate.validate_spec(spec, f"{json_path} + {weights_path}")

@@ -33,7 +33,8 @@ import h5py
 
 from kcc.extras import require
 
-from . import archive_keras3
+from . import archive_keras3, safety
+from .h5_tree import H5Node
 from .load_memory import live_weights
 from .load_weights import flat_weight_names, weight_slots
 from .spec import KerasLayer, KerasModelSpec
@@ -51,7 +52,8 @@ def rebuild_layers(spec: KerasModelSpec, entry: dict, weights: bytes, needs_kera
     layers, RNN cells): one of those needing Keras needs its wrapper rebuilt too.
     """
     with h5py.File(io.BytesIO(weights), "r") as f:
-        targets = _targets(spec, entry, f, needs_keras, inner_layers, _is_sequential(entry))
+        tree = safety.check_hdf5(f, f"{where}: model.weights.h5")
+        targets = _targets(spec, entry, tree.root, needs_keras, inner_layers, _is_sequential(entry))
     if targets is None:
         return False
     keras = require("keras", f"{where}: rebuilding its Lambda or non-built-in layers with Keras")
@@ -144,7 +146,7 @@ def _symbolic(keras: Any, shape: Any) -> Any:
     raise ValueError(f"unexpected input_shape {shape!r}")
 
 
-def _targets(spec: KerasModelSpec, entry: dict, f: h5py.Group | None, needs_keras: Callable[[dict], bool],
+def _targets(spec: KerasModelSpec, entry: dict, f: H5Node | None, needs_keras: Callable[[dict], bool],
              inner_layers: Callable[[dict], Iterable[dict]], sequential: bool) -> list[Target] | None:
     """The layers to rebuild at this model level and below; None if one hides inside a wrapper."""
     raw_by_name = {_name(e): e for e in _raw_layers(entry)}

@@ -30,10 +30,12 @@ from __future__ import annotations
 from typing import Any
 
 import h5py
-from h5py import h5d, h5l, h5o
+from h5py import h5d, h5g, h5l, h5o
 
 from kcc.errors import ModelFileError, UnsafeModelError
 from kcc.limits import array_bytes
+
+from .h5_tree import DATASET, GROUP, H5Tree
 
 # Keras 2 Lambda fields: the stored value and the field that says how to read it.
 _LAMBDA_FIELDS = (("function", "function_type", "module"),
@@ -106,20 +108,23 @@ def refuse_code(config: Any, where: str) -> None:
                                f"{UNSAFE_HINT}")
 
 
-def check_hdf5(f: h5py.File, where: str) -> int:
+def check_hdf5(f: h5py.File, where: str) -> H5Tree:
     """Refuse an HDF5 file whose objects point outside it (see the module docstring).
 
-    Returns the declared bytes of the file's datasets, each counted once (what
-    ``limits.hdf5_declared_bytes`` gives), found on the same walk.
+    Returns the tree the walk found (``h5_tree.H5Tree``: every path, which are
+    groups and which datasets, and the bytes the datasets declare, each object
+    counted once), for the weights reader.
     """
     found: list[str] = []
-    sizes: dict[int, int] = {}  # object address -> declared bytes (0: no dataset)
+    tree = H5Tree(f)
+    objects: dict[int, Any] = {}  # object address -> DATASET, GROUP, or None for another kind
 
     def visit(raw: bytes, info: Any) -> bool | None:
         # h5py stops the walk on a non-None return; an exception raised here would
         # surface as a SystemError, so the finding is raised after the walk.
         hard = info.type == h5l.TYPE_HARD
-        if hard and _plain_hard_link(f, raw, info.u, sizes):
+        if hard and _plain_hard_link(f, raw, info.u, objects, tree):
+            tree.add(raw.decode("utf-8"), objects[info.u])
             return None
         name = f._d(raw)
         problem = _outside_pointer(f, name, f.get(name, getlink=True))
@@ -127,7 +132,12 @@ def check_hdf5(f: h5py.File, where: str) -> int:
             found.append(f"HDF5 {problem}")
             return True
         if hard:
-            sizes[info.u] = _declared_bytes(f.get(name))
+            obj = f.get(name)
+            if info.u not in objects:
+                tree.declared_bytes += _declared_bytes(obj)
+            objects[info.u] = (DATASET if isinstance(obj, h5py.Dataset)
+                               else GROUP if isinstance(obj, h5py.Group) else None)
+            tree.add(name, objects[info.u])
         return None
 
     try:
@@ -142,35 +152,37 @@ def check_hdf5(f: h5py.File, where: str) -> int:
     if found:
         raise UnsafeModelError(f"{where}: {found[0]}; kcc reads weights only from the file it "
                                "is given (Keras never writes these). Re-save the model with Keras.")
-    return sum(sizes.values())
+    return tree
 
 
-def _plain_hard_link(f: h5py.File, raw: bytes, address: int, sizes: dict[int, int]) -> bool:
+def _plain_hard_link(f: h5py.File, raw: bytes, address: int, objects: dict[int, Any],
+                     tree: H5Tree) -> bool:
     """True when the object a hard link names (at ``address``) is no dataset, or a dataset
-    with its data in this file (no external storage, not virtual); its declared bytes go
-    in ``sizes``. False when in doubt (a name that is not UTF-8, an object that cannot be
-    opened here): ``_outside_pointer`` then looks through h5py's high-level objects, as
-    before, and fails as they do."""
+    with its data in this file (no external storage, not virtual); its kind goes in
+    ``objects`` and its declared bytes in ``tree``. False when in doubt (a
+    name that is not UTF-8, an object that cannot be opened here): ``_outside_pointer``
+    then looks through h5py's high-level objects, as before, and fails as they do."""
     try:
         raw.decode("utf-8")  # a name that is not UTF-8 fails in h5py's high-level path
-        if address in sizes:  # another link to an object already looked at
+        if address in objects:  # another link to an object already looked at
             return True
         oid = h5o.open(f.id, raw)
         if not isinstance(oid, h5d.DatasetID):
-            sizes[address] = 0
+            objects[address] = GROUP if isinstance(oid, h5g.GroupID) else None
             return True
         dcpl = oid.get_create_plist()
         if dcpl.get_external_count() > 0 or dcpl.get_layout() == h5d.VIRTUAL:
             return False
         shape = oid.shape
-        sizes[address] = 0 if shape is None else array_bytes(shape, oid.dtype.itemsize)
+        tree.declared_bytes += 0 if shape is None else array_bytes(shape, oid.dtype.itemsize)
+        objects[address] = DATASET
         return True
     except Exception:  # noqa: BLE001 - decided by the high-level path, as before
         return False
 
 
 def _declared_bytes(obj: Any) -> int:
-    """``limits.hdf5_declared_bytes`` for one high-level object."""
+    """The bytes a high-level object declares (0 for anything but a dataset)."""
     if hasattr(obj, "dtype") and hasattr(obj, "shape") and obj.shape is not None:
         return array_bytes(obj.shape, obj.dtype.itemsize)
     return 0
