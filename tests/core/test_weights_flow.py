@@ -9,7 +9,8 @@ and bench/large_model.py measure those):
   in-memory model's, and the data file holds each tensor's bytes;
 * the Core ML file written by streaming holds the bytes ``serialize_coreml`` gives (float32
   and float16 weights), and runs in kcc's Core ML runtime like Keras;
-* weights read in place from a ``.keras`` archive equal Keras's, an archive re-packed with
+* weights read from a ``.keras`` archive (in place, or from an in-memory image of a small
+  member) equal Keras's, an archive re-packed with
   compression gives the same ones, and a corrupt weights member is one ModelFileError.
 """
 from __future__ import annotations
@@ -157,9 +158,20 @@ def test_streamed_coreml_file_is_serialize_coreml(saved, tmp_path, precision):
         assert_close(run_keras(model, [x])[0].reshape(len(x), -1), got, 1e-5)
 
 
-def test_archive_weights_are_read_in_place_and_equal_keras(saved, tmp_path):
+@pytest.mark.parametrize("image", [True, False], ids=["image", "in-place"])
+def test_archive_weights_are_read_in_place_and_equal_keras(saved, tmp_path, monkeypatch, image):
+    """Both ways of opening the member: an in-memory image (small members) and in place
+    through a window on the archive (members past archive_keras3.IMAGE_LIMIT)."""
+    from kcc.frontends.keras import archive_keras3
+
+    if not image:
+        monkeypatch.setattr(archive_keras3, "IMAGE_LIMIT", 0)
+    opened = []
+    real = archive_keras3.FileWindow
+    monkeypatch.setattr(archive_keras3, "FileWindow", lambda *a: opened.append(a) or real(*a))
     path, model, _ = saved
     spec = load_keras_model(path)
+    assert len(opened) == (0 if image else 1)
     for layer in model.layers:
         stored = next(s for s in spec.layers if s.name == layer.name).weights
         assert [np.asarray(w).tolist() for w in layer.get_weights()] == [a.tolist() for a in stored.values()]
