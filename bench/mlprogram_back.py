@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,10 @@ def _run_child(name: str, precision: str, timeout: float) -> dict[str, Any]:
     for line in proc.stdout.splitlines():
         if line.startswith("ROW "):
             return json.loads(line[4:])
+    if proc.returncode < 0:  # a signal: SIGKILL is the kernel's OOM killer (dmesg says which)
+        sig = signal.Signals(-proc.returncode).name
+        why = " (out of memory)" if sig == "SIGKILL" else ""
+        return {"model": name, "precision": precision, "error": f"the conversion process was killed by {sig}{why}"}
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and not ln.startswith(("I0000", "W0000"))]
     return {"model": name, "precision": precision, "error": (lines or ["no output"])[-1][:300]}
 
