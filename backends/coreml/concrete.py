@@ -20,7 +20,7 @@ import dataclasses
 from typing import Mapping
 
 from kcc.errors import ConversionError, IRError
-from kcc.ir import Graph, Node, TensorType, Value
+from kcc.ir import Graph, Node, TensorType, Value, is_static
 from kcc.ops.registry import get_op
 
 
@@ -31,6 +31,9 @@ class ConcreteShapes:
         self.graph = graph
         self.sizes = dict(sizes)
         self._types: dict[str, TensorType] = {}
+        # Values whose size depends on data (a "?" dim from a ``nonzero`` or after one): their
+        # dims here are a stand-in, the most the op can give, not a size the model runs at.
+        self.data_dependent: set[str] = set()
 
     def _substitute(self, t: TensorType) -> TensorType | None:
         """``t`` with known symbols replaced; None when a dim or a value entry stays unknown."""
@@ -74,6 +77,12 @@ class ConcreteShapes:
     def _infer(self, node: Node) -> None:
         types = [None if x is None else self.type(x) for x in node.inputs]
         outs = get_op(node.op).infer_types(node.attrs, types, where=node.name)
+        rows = get_op(node.op).data_dependent_rows
+        if rows is not None or any(x is not None and x.name in self.data_dependent for x in node.inputs):
+            self.data_dependent.update(v.name for v in node.outputs if not is_static(v.shape))
+        if rows is not None:  # the "?" it gives stands for at most this many rows
+            bound = rows(types)
+            outs = [dataclasses.replace(t, shape=tuple(bound if d == "?" else d for d in t.shape)) for t in outs]
         for value, t in zip(node.outputs, outs):
             if not all(isinstance(d, int) for d in t.shape):
                 # A shape function that cannot see a runtime value: the graph's own type may still be

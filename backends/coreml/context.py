@@ -189,6 +189,11 @@ class CoremlContext:
         return UnsupportedOpError(f"Core ML: node {node.name} ({node.op}){origin_of(node)}: {message}")
 
     # -- shapes
+    def data_dependent(self, v: Value) -> bool:
+        """Whether ``v``'s size comes from data at run time (its ``dims`` are a stand-in)."""
+        self.dims(v)
+        return v.name in self._shapes.data_dependent
+
     def dims(self, v: Value, node: Node | None = None) -> tuple[int, ...]:
         """The concrete IR shape of ``v`` at the sizes the model is emitted for.
 

@@ -1,4 +1,4 @@
-"""Core ML emitters for argmax/argmin and one_hot (specification-4 ND layers)."""
+"""Core ML emitters for argmax/argmin, one_hot and nonzero (specification-4 ND layers)."""
 from __future__ import annotations
 
 from kcc.backends.coreml.context import CoremlContext, coreml_emitter, rank5_check
@@ -6,7 +6,7 @@ from kcc.ir import Node
 from kcc.ops.shapes import norm_axis
 
 
-@rank5_check("argmax", "argmin", "one_hot")
+@rank5_check("argmax", "argmin", "one_hot", "nonzero")
 def _rank5(ctx: CoremlContext, node: Node) -> str | None:
     return f"{node.op} (an ND layer)"
 
@@ -31,3 +31,11 @@ def _one_hot(ctx: CoremlContext, node: Node) -> None:
     p.onValue = float(node.attrs["on_value"])
     p.offValue = float(node.attrs["off_value"])
     ctx.require(4, node, "the oneHot layer")
+
+
+@coreml_emitter("nonzero")
+def _nonzero(ctx: CoremlContext, node: Node) -> None:
+    """whereNonZero: the (count, rank) table of indices (as floats, like every Core ML array)."""
+    ctx.need_nd(node, "nonzero")
+    ctx.layer("whereNonZero", [ctx.name(node.inputs[0])], ctx.out(node))
+    ctx.require(4, node, "the whereNonZero layer")

@@ -36,7 +36,8 @@ def _declared_shape(ctx: CoremlContext, v: Value) -> list[int]:
 def _array_feature(ctx: CoremlContext, feature: Any, v: Value, flexible: bool = False) -> None:
     arr = feature.type.multiArrayType
     default = _declared_shape(ctx, v)
-    arr.shape.extend(default)
+    if not ctx.data_dependent(v):  # an output sized by its values (whereNonZero) declares no shape
+        arr.shape.extend(default)
     arr.dataType = type(arr).ArrayDataType.Value("FLOAT32")
     if flexible:
         declare_array(arr, ctx.nd, v, default, ctx.flexible)

@@ -293,6 +293,15 @@ _register_arg("argmax", "argmax")
 _register_arg("argmin", "argmin")
 
 
+@keras_emitter("nonzero")
+def _nonzero(ctx: KerasContext, node: Node) -> None:
+    """keras.ops.nonzero gives one index vector per axis; stacked on axis 1 they are the IR's
+    (count, rank) table. The indices are of the IR's axis order, so x is taken in it."""
+    x, y = node.inputs[0], node.output
+    rows = ctx.ops.stack(ctx.ops.nonzero(ctx.get(x, ctx.ident(x))), axis=1)
+    ctx.put(y, ctx.ops.cast(rows, "int64"), ctx.ident(y))
+
+
 @keras_emitter("one_hot")
 def _one_hot(ctx: KerasContext, node: Node) -> None:
     idx, y = node.inputs[0], node.output

@@ -33,6 +33,13 @@ def _cumsum(ctx: OnnxContext, node: Node) -> None:
             exclusive=int(a["exclusive"]), reverse=int(a["reverse"]))
 
 
+@onnx_emitter("nonzero")
+def _nonzero(ctx: OnnxContext, node: Node) -> None:
+    """ONNX NonZero gives one row per axis, (rank, count); the IR's table is (count, rank)."""
+    (rows,) = ctx.add("NonZero", [ctx.name(node.inputs[0])], hint=f"{node.name}_by_axis")
+    ctx.add("Transpose", [rows], [ctx.out(node)], hint=node.name, perm=[1, 0])
+
+
 @onnx_emitter("fill_like")
 def _fill_like(ctx: OnnxContext, node: Node) -> None:
     """ConstantOfShape(Shape(x)): the fill keeps x's symbolic dims."""

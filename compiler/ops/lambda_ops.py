@@ -2,8 +2,9 @@
 
 ``one_hot`` (tf.one_hot / ONNX OneHot with a constant depth), ``argmax`` /
 ``argmin``, comparisons and logical ops (bool results), ``where``, ``is_nan`` /
-``is_inf`` (tf.reduce_logsumexp guards with them), ``cumsum``, and
-``fill_like`` (tf.zeros_like / ones_like on a symbolic batch). Axes are
+``is_inf`` (tf.reduce_logsumexp guards with them), ``cumsum``,
+``fill_like`` (tf.zeros_like / ones_like on a symbolic batch), and ``nonzero``
+(Core ML whereNonZero, ONNX NonZero, tf.where with one argument). Axes are
 explicit, in whatever layout the traced body used (a Lambda body runs in Keras
 layout between the frontend's layout transposes).
 """
@@ -161,6 +162,26 @@ class CumSum(OpDef):
         if attrs["exclusive"]:
             s = s - y
         return (np.flip(s, a) if attrs["reverse"] else s).astype(x.dtype, copy=False)
+
+
+@register_op
+class NonZero(OpDef):
+    """The index of every non-zero entry of ``x``, one row each in row-major order: a
+    ``(count, rank)`` int64 table (numpy's ``argwhere``; Core ML's whereNonZero; ONNX's
+    NonZero transposed). The count is known only from the values, so it is the unknown
+    dim ``"?"``: ops after it see a symbolic shape, as after a dynamic input."""
+
+    name = "nonzero"
+
+    @staticmethod
+    def data_dependent_rows(types):
+        return max(1, int(np.prod(types[0].shape)))
+
+    def infer(self, attrs, x):
+        return TensorType(("?", x.rank), "i64")
+
+    def compute(self, attrs, x):
+        return np.argwhere(x != 0).astype(np.int64)
 
 
 @register_op

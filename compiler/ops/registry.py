@@ -106,6 +106,10 @@ class OpDef:
     inputs: ClassVar[tuple[str, ...]] = ("x",)
     attrs: ClassVar[dict[str, Attr]] = {}
     commutative: ClassVar[bool] = False
+    # For an op whose output has a dim known only from the input's values (the "?" of
+    # ``nonzero``): the most rows it can give, from its concrete input types. Backends that
+    # need a size for every value (Core ML's default shapes) use it as a stand-in.
+    data_dependent_rows: ClassVar[Callable[[list[Any]], int] | None] = None
 
     # ------------------------------------------------------------- inputs
     @property

@@ -187,6 +187,8 @@ case("is_nan", lambda op, x: op.is_nan(op.log(x)))
 case("is_inf", lambda op, x: op.is_inf(op.exp(op.mul(x, op.const(np.float32(100.0))))))
 case("where", lambda op, x, y: op.where(op.greater(x, op.const(np.float32(0.0))), x, y), [X4, (4, 5)])
 case("cumsum", lambda op, x: op.cumsum(x, axis=2, exclusive=True, reverse=True))
+# About half the entries are zeros after relu: the row count is known only from the values.
+case("nonzero", lambda op, x: op.nonzero(op.relu(x)))
 case("fill_like", lambda op, x: op.add(op.fill_like(x, value=2.5), x))
 # Shape arithmetic (test_coreml_shape_ops.py runs it at two sequence lengths).
 _I64 = np.int64

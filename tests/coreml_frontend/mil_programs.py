@@ -434,6 +434,7 @@ def layout_ops() -> Case:
                     mb.band_part(x=m, lower=-1, upper=0, name="lower_tri"),
                     mb.crop(x=x, crop_height=[1, 2], crop_width=[0, 1], name="crop"),
                     mb.cumsum(x=m, axis=2, exclusive=True, reverse=True, name="cumsum"),
+                    mb.non_zero(x=mb.relu(x=m), name="nonzero"),   # about half: a row count from the values
                     mb.one_hot(indices=mb.reduce_argmax(x=m, axis=2), one_hot_vector_size=7, axis=1, on_value=2.0,
                                off_value=-1.0, name="one_hot"),
                     mb.resize_nearest_neighbor(x=x, target_size_height=12, target_size_width=12, name="resize_nn"),
@@ -454,6 +455,7 @@ def layout_ops() -> Case:
         unshuffle = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * 4, h // 2, w // 2)
         return {"d2s": d2s, "s2d": s2d, "shuffle": shuffle, "unshuffle": unshuffle, "band": np.where((i - j <= 1) & (j - i <= 2), m, 0),
                 "lower_tri": np.where(j <= i, m, 0), "crop": x[:, :, 1:4, 0:3], "cumsum": cs, "one_hot": oh,
+                "nonzero": np.argwhere(m > 0),
                 "resize_nn": x.repeat(2, axis=2).repeat(3, axis=3), "up_bilinear": up}
     return "iOS16", {"x": x, "m": m}, build, ref
 

@@ -182,12 +182,34 @@ def test_crop_resize_boxes_from_a_blob(method, box_mode, normalized, with_index)
     _check(b.spec, {"x": x, "rois": rois})
 
 
-def test_where_non_zero_is_refused_naming_the_layer():
-    b = _builder({"x": (3, 4)}, ["y"])
+def test_where_non_zero_rows_known_only_at_run_time():
+    """whereNonZero's row count comes from the values: zeros at the start, the middle and the end
+    of the data, and an input of only zeros (no rows), through ONNX, Core ML again and Keras."""
+    b = _builder({"x": (3, 4, 5)}, ["y", "s"])
     b.add_where_nonzero("nz", "x", "y")
-    with pytest.raises(UnsupportedOpError, match=r"layer 'nz' \(whereNonZero\): kcc cannot lower .*known only "
-                                                 r"from the values at run time"):
-        kcc.compile(b.spec, target="onnx")
+    b.add_reduce_sum("count", "y", "s", axes=[0], keepdims=False)   # a consumer of the "?" dim
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    x[0, 0, 0] = x[1, 2, 3] = x[2, 3, 4] = 0.0
+    x[1, 1, :] = 0.0
+    x[2, 0, 1] = -0.0                                               # negative zero is zero
+    model = kcc.compile(b.spec, target="onnx")
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][1:] == [3]
+    keras_model = kcc.compile(b.spec, target="keras")
+    again = kcc.compile(b.spec, target="coreml").get_spec()
+    shapes = {f.name: list(f.type.multiArrayType.shape) for f in again.description.output}
+    assert shapes == {"y": [], "s": [3]}   # the row count is declared by no one
+    for feed in (x, np.zeros_like(x), np.abs(x) + 1):
+        ref = kcc.coreml.predict(b.spec, {"x": feed})
+        np.testing.assert_array_equal(ref["y"], np.argwhere(feed != 0))  # the runtime, the reference
+        runs = {"onnxruntime": run_onnx(model, {"x": feed}),
+                "Core ML again": kcc.coreml.predict(again, {"x": feed})}
+        got_y, got_s = keras_model(feed)
+        runs["keras"] = {"y": np.asarray(got_y), "s": np.asarray(got_s)}
+        for run, got in runs.items():
+            for name in ("y", "s"):
+                np.testing.assert_array_equal(np.asarray(got[name], np.float32).reshape(np.shape(ref[name])),
+                                              np.asarray(ref[name], np.float32), err_msg=f"{run} {name}")
 
 
 def test_flexible_nd_batch_is_named_n():
@@ -220,13 +242,11 @@ def test_flexible_nd_batch_is_named_n():
             assert_close(np.asarray(ref[name], np.float32), got[name], 1e-5, f"batch {n} {name}")
 
 
-def test_every_runtime_layer_is_lowered_or_named_as_not_expressible():
+def test_every_runtime_layer_is_lowered():
     from kcc.coreml.registry import LAYERS
-    from kcc.frontends.coreml.neuralnetwork import NOT_LOWERED
     from kcc.frontends.coreml.nn_context import NN_LAYERS
     from kcc.frontends.coreml.nn_control import CONTROL_LAYERS
     import kcc.coreml.runtime  # noqa: F401  (fills the runtime's table)
 
-    missing = set(LAYERS.names()) - set(NN_LAYERS.names()) - set(CONTROL_LAYERS) - set(NOT_LOWERED)
+    missing = set(LAYERS.names()) - set(NN_LAYERS.names()) - set(CONTROL_LAYERS)
     assert not missing, sorted(missing)
-    assert set(NOT_LOWERED) == {"whereNonZero"}

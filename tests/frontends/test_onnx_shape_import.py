@@ -253,3 +253,21 @@ def test_integer_mod_of_negative_values_matches_onnxruntime(fmod):
     for b, t in SIZES:
         feed = _feed(b, t)
         np.testing.assert_allclose(run_onnx(emitted, feed)[0], run_onnx(source, feed)[0], rtol=1e-6)
+
+
+def test_non_zero_rows_come_from_the_values():
+    """NonZero of relu(x) (about half zeros; an input of only zeros gives no rows), then a count
+    per axis: the ONNX round trip keeps the run-time row count."""
+    nodes = [h.make_node("Relu", ["x"], ["r"]), h.make_node("NonZero", ["r"], ["nz"]),
+             h.make_node("Cast", ["nz"], ["nzf"], to=TP.FLOAT),
+             _const("a1", np.array([1], np.int64)), h.make_node("ReduceSum", ["nzf", "a1"], ["sums"], keepdims=0)]
+    source = _model(nodes, [("nz", TP.INT64, (3, "K")), ("sums", TP.FLOAT, (3,))])
+    emitted = kcc.compile(source, target="onnx")
+    assert "NonZero" in [n.op_type for n in emitted.graph.node]
+    for b, t in SIZES:
+        feed = _feed(b, t)
+        for x in (feed["x"], np.zeros_like(feed["x"])):
+            want, got = run_onnx(source, {"x": x}), run_onnx(emitted, {"x": x})
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            assert (want[0].shape[1] > 0) == bool(x.max() > 0)   # rows when relu(x) has non-zeros

@@ -260,6 +260,14 @@ def cumsum(ctx: MilOpContext) -> Value:
                          reverse=bool(ctx.scalar("reverse", False)))
 
 
+@mil_op("non_zero")
+def non_zero(ctx: MilOpContext) -> Value:
+    """The (count, rank) indices of the non-zero entries; the count is known only at run time."""
+    idx = ctx.op.nonzero(ctx.value("x"))
+    want = ctx.out_type(0)
+    return ctx.op.cast(idx, to=want.dtype) if want is not None and want.dtype != idx.dtype else idx
+
+
 @mil_op("one_hot")
 def one_hot(ctx: MilOpContext) -> Value:
     idx = _indices(ctx, "indices")

@@ -47,11 +47,6 @@ NETWORK_KINDS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegre
 PIPELINE_KINDS = ("pipeline", "pipelineClassifier", "pipelineRegressor")
 SPEC_VERSIONS = range(1, 9)
 RECURRENT_LAYERS = ("simpleRecurrent", "gru", "uniDirectionalLSTM", "biDirectionalLSTM")
-# Layers kcc's runtime runs that the IR cannot express, and why (docs/neuralnetwork.md lists them).
-NOT_LOWERED = {
-    "whereNonZero": "whereNonZero's output has one row per non-zero entry, a length known only from the values at "
-                    "run time, and kcc's IR gives every value a shape before it runs",
-}
 
 _ARRAY_DTYPES = {"FLOAT32": "f32", "DOUBLE": "f32", "FLOAT16": "f32", "INT32": "i32"}
 
@@ -166,9 +161,6 @@ class NeuralNetworkImporter:
         if kind is None:
             raise ModelFileError(f"{where.replace(' (None)', '')} has no layer type set; the model file is corrupt "
                                  f"or newer than kcc")
-        if kind in NOT_LOWERED:
-            raise UnsupportedOpError(f"{where}: kcc cannot lower this layer: {NOT_LOWERED[kind]}. Re-convert the "
-                                     f"model without it, or convert it from its source framework with kcc")
         if kind not in NN_LAYERS and kind not in CONTROL_LAYERS:
             raise UnsupportedOpError(
                 f"{where}: kcc has no lowering for the NeuralNetwork layer type {kind!r}. Supported layers: "

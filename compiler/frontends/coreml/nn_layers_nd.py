@@ -190,6 +190,12 @@ def _cumsum(ctx: NNLayerContext) -> Value:
                                         "reverse": bool(p.reverse)})
 
 
+@nn_layer("whereNonZero")
+def _where_non_zero(ctx: NNLayerContext) -> Value:
+    """One row of indices per non-zero entry: a row count known only at run time (the IR's "?")."""
+    return ctx.node("cast", [ctx.node("nonzero", [ctx.x])], {"to": "f32"})
+
+
 @nn_layer("fillLike")
 def _fill_like(ctx: NNLayerContext) -> Value:
     return ctx.node("fill_like", [ctx.x], {"value": float(ctx.params.value)})

@@ -138,6 +138,13 @@ def is_inf(ctx: OnnxNodeContext) -> Value:
     return ctx.op.equal(x, inf) if (pos or neg) else ctx.op.logical_and(ctx.op.is_inf(x), ctx.op.is_nan(x))
 
 
+@onnx_op("NonZero")
+def non_zero(ctx: OnnxNodeContext) -> Value:
+    """ONNX gives one row per axis, (rank, count); the IR's nonzero is (count, rank)."""
+    idx = ctx.op.nonzero(ctx.value(0))
+    return ctx.op.transpose(idx, perm=[1, 0])
+
+
 @onnx_op("CumSum")
 def cumsum(ctx: OnnxNodeContext) -> Value:
     axis = int(np.asarray(ctx.const(1)).ravel()[0])
