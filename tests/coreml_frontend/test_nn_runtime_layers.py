@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import kcc
-from kcc.errors import UnsupportedOpError
 from kcc.frontends.coreml.neuralnetwork import load_neuralnetwork
 from kcc.testing import assert_close, assert_not_degenerate
 from nn_helpers import run_onnx
